@@ -1,0 +1,5 @@
+import sys
+
+from pfnforge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,152 @@
+"""``pfnforge priors``: list, show, sample, preview and benchmark the installed priors."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import itertools
+import sys
+import textwrap
+import time
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from pfnforge import registry
+from pfnforge.arrow import to_arrow, write_ipc
+from pfnforge.config import compose_prior_config
+from pfnforge.errors import PluginError
+from pfnforge.prior import BatchShape
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    priors = commands.add_parser("priors", help="list, show, sample, preview and benchmark priors")
+    sub = priors.add_subparsers(dest="priors_command", required=True, metavar="ACTION")
+    sub.add_parser("list", help="installed priors with their task and distribution").set_defaults(run=run_list)
+    show = sub.add_parser("show", help="a prior's config with defaults and documentation")
+    show.add_argument("name")
+    show.set_defaults(run=run_show)
+
+    def with_shape(name: str, help_text: str, datasets: int, rows: int, features: int) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("name", help="prior name or preset (see `pfnforge priors list`)")
+        p.add_argument("overrides", nargs="*", help="key=value overrides of the prior config (Hydra syntax)")
+        p.add_argument("--datasets", type=int, default=datasets, help="datasets per batch")
+        p.add_argument("--rows", type=int, default=rows, help="rows per dataset")
+        p.add_argument("--features", type=int, default=features, help="features per dataset")
+        p.add_argument("--train-rows", type=int, default=None, help="train/test split point (default rows/2)")
+        p.add_argument("--seed", type=int, default=0, help="seed of the generator")
+        return p
+
+    sample = with_shape("sample", "draw a batch and write it as an Arrow IPC file", 16, 100, 5)
+    sample.add_argument("--out", type=Path, required=True, help="output .arrow file")
+    sample.set_defaults(run=run_sample)
+    preview = with_shape("preview", "plot sample datasets to a PNG", 9, 60, 1)
+    preview.add_argument("--out", type=Path, default=None, help="output PNG (default <name>-preview.png)")
+    preview.set_defaults(run=run_preview)
+    bench = with_shape("bench", "datasets/s at a shape and worker count", 64, 100, 5)
+    bench.add_argument("--workers", type=int, default=1, help="worker processes, one core each")
+    bench.add_argument("--repeats", type=int, default=5, help="timed batches per worker")
+    bench.add_argument("--warmup", type=int, default=1, help="untimed batches per worker first")
+    bench.set_defaults(run=run_bench)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows, status = [], 0
+    for name, entries in registry.discover().items():
+        try:
+            task = registry.load_prior_class(name).task.value
+            rows.append((name, task, entries[0].distribution, ""))
+        except PluginError as error:
+            status = 1
+            rows.extend((name, "?", e.distribution, f"error: {error}") for e in entries)
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(("name", "task", "distribution"))]
+    print(f"{'name':<{widths[0]}}  {'task':<{widths[1]}}  {'distribution':<{widths[2]}}")
+    for name, task, dist, note in rows:
+        print(f"{name:<{widths[0]}}  {task:<{widths[1]}}  {dist:<{widths[2]}}  {note}".rstrip())
+    return status
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstrings written under dataclass fields (``x: int = 1`` followed by ``\"\"\"doc\"\"\"``)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in itertools.pairwise(body):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)):
+                docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs
+
+
+def run_show(args: argparse.Namespace) -> int:
+    config = compose_prior_config(args.name)
+    cls = registry.load_prior_class(args.name) if args.name in registry.discover() else None
+    title = f"{args.name}: {(cls.__doc__ or '').strip().splitlines()[0]}" if cls else args.name
+    if cls:
+        title += f" [{cls.task.value}; {registry.entry_for(args.name).distribution}]"
+    print(f"# {title}")
+    docs = field_docs(type(config))
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if docs.get(f.name):
+            print("\n".join(f"# {line}" for line in textwrap.wrap(docs[f.name], 100)))
+        if is_dataclass(value):
+            print(OmegaConf.to_yaml({f.name: OmegaConf.structured(value)}).rstrip())
+        else:
+            print(OmegaConf.to_yaml({f.name: OmegaConf.create({"v": value}).v}).rstrip())
+    return 0
+
+
+def _prior_and_shape(args: argparse.Namespace):
+    config = compose_prior_config(args.name, args.overrides)
+    prior = registry.build_prior(config)
+    train_rows = args.rows // 2 if args.train_rows is None else args.train_rows
+    shape = BatchShape(num_datasets=args.datasets, num_rows=args.rows, num_features=args.features,
+                       num_train_rows=train_rows)
+    return prior, shape
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    prior, shape = _prior_and_shape(args)
+    print(f"sampling {shape.num_datasets} datasets from {prior.name} (seed {args.seed}) ...", file=sys.stderr)
+    start = time.perf_counter()
+    record_batch = to_arrow(prior.sample(np.random.default_rng(args.seed), shape))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_ipc(args.out, [record_batch])
+    print(f"wrote {args.out} ({record_batch.nbytes / 1e6:.1f} MB, {time.perf_counter() - start:.2f} s)")
+    return 0
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    from pfnforge.preview import plot_batch
+
+    prior, shape = _prior_and_shape(args)
+    print(f"sampling {shape.num_datasets} datasets from {prior.name} for a preview ...", file=sys.stderr)
+    batch = prior.sample(np.random.default_rng(args.seed), shape)
+    out = args.out or Path(f"{args.name}-preview.png")
+    plot_batch(batch, out, title=f"{args.name} prior, seed {args.seed}")
+    print(f"wrote {out.resolve()}")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from pfnforge.bench import benchmark_prior
+
+    prior, shape = _prior_and_shape(args)
+    print(f"benchmarking {prior.name}: {shape.num_datasets} datasets x {shape.num_rows} rows x "
+          f"{shape.num_features} features, {args.workers} worker(s), {args.repeats} repeats",
+          file=sys.stderr)
+    result = benchmark_prior(prior, shape, num_workers=args.workers, repeats=args.repeats,
+                             warmup=args.warmup, seed=args.seed)
+    print(f"median batch time: {result.median_batch_seconds * 1e3:.2f} ms per worker")
+    print(f"rows/s: {result.datasets_per_second * shape.num_rows:.0f}")
+    print(f"datasets/s: {result.datasets_per_second:.1f}")
+    return 0

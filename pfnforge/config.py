@@ -1,0 +1,119 @@
+"""Hydra glue: every installed prior's ``Config`` becomes the structured config ``prior=<name>``.
+
+Presets in ``configs/prior/*.yaml`` extend those (``defaults: [gp, _self_]``). This module is the only
+place that turns a raw ``DictConfig`` into a typed, validated prior config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pfnforge import registry
+from pfnforge.errors import ConfigError, PluginError, UnknownPriorError
+from pfnforge.prior import PriorConfig
+
+
+def config_dir() -> Path:
+    """The ``configs/`` directory: packaged inside the wheel, or at the top of a source checkout."""
+    packaged = Path(__file__).parent / "configs"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "configs"
+
+
+def register_prior_configs() -> dict[str, PluginError]:
+    """Store every loadable prior's ``Config`` in Hydra's ConfigStore; returns the plugins that failed."""
+    store = ConfigStore.instance()
+    failures = {}
+    for name in registry.discover():
+        try:
+            store.store(group="prior", name=name, node=registry.load_prior_class(name).Config)
+        except PluginError as error:
+            failures[name] = error
+    return failures
+
+
+def prior_presets() -> list[str]:
+    """Names of the YAML presets in ``configs/prior``."""
+    return sorted(path.stem for path in (config_dir() / "prior").glob("*.yaml"))
+
+
+def _under_prior(override: str) -> str:
+    sigil = re.match(r"^(\+\+|\+|~)?", override).group(0)
+    return f"{sigil}prior.{override[len(sigil):]}"
+
+
+def compose_prior_config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> PriorConfig:
+    """Compose ``prior=name`` with ``key=value`` overrides (Hydra syntax, relative to the prior)."""
+    failures = register_prior_configs()
+    if name in failures:
+        raise failures[name]
+    if name not in registry.discover() and name not in prior_presets():
+        registry.entry_for(name)  # raises UnknownPriorError listing what is installed
+    try:
+        cfg = _compose([f"+prior={name}", *(_under_prior(o) for o in overrides)])
+    except (HydraException, OmegaConfBaseException) as error:
+        raise _explain(error, name) from error
+    return to_prior_config(cfg.prior)
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(overrides=overrides)
+
+
+def to_prior_config(node: DictConfig) -> PriorConfig:
+    """Instantiate and validate the typed config behind a composed ``prior`` node."""
+    config_type = OmegaConf.get_type(node)
+    if not (isinstance(config_type, type) and issubclass(config_type, PriorConfig)):
+        raise ConfigError("the prior config is untyped: a prior preset must start with "
+                          "`defaults: [<prior name>, _self_]`")
+    try:
+        return OmegaConf.to_object(node)
+    except (ConfigError, OmegaConfBaseException) as error:
+        raise ConfigError(f"prior config {_invalid_field(node) or ''}: {error}") from error
+
+
+def _invalid_field(node: DictConfig, path: str = "") -> str | None:
+    """The dotted path of the innermost nested config that fails to instantiate, if any."""
+    for key, child in node.items_ex(resolve=False):
+        if isinstance(child, DictConfig) and OmegaConf.get_type(child) is not dict:
+            try:
+                OmegaConf.to_object(child)
+            except (ConfigError, OmegaConfBaseException):
+                return _invalid_field(child, f"{path}{key}.") or f"{path}{key}"
+    return None
+
+
+def _explain(error: Exception, name: str) -> Exception:
+    message = str(error)
+    bad_key = re.search(r"Could not (?:override|append to) '([^']+)'", message)
+    if bad_key:
+        return _unknown_key_error(name, bad_key.group(1), message)
+    if "Could not find 'prior/" in message:
+        return UnknownPriorError(f"unknown prior {name!r}: no plugin or preset by that name; installed priors: "
+                                 f"{', '.join(registry.discover())}; presets: {', '.join(prior_presets())}")
+    cause = f" ({str(error.__cause__).splitlines()[0]})" if error.__cause__ else ""
+    return ConfigError(f"prior {name!r}: {message.splitlines()[0]}{cause}")
+
+
+def _unknown_key_error(name: str, path: str, message: str) -> ConfigError:
+    parts = path.removeprefix("prior.").split(".")
+    node = _compose([f"+prior={name}"]).prior
+    for depth, part in enumerate(parts):
+        if not isinstance(node, DictConfig):
+            break
+        if part not in node:
+            valid = list(node.keys())
+            close = difflib.get_close_matches(part, valid, n=1)
+            hint = f" Did you mean {'.'.join([*parts[:depth], close[0]])!r}?" if close else ""
+            return ConfigError(f"prior {name!r} has no config key {'.'.join(parts[:depth + 1])!r}.{hint} "
+                               f"Valid keys there: {', '.join(valid)} (see `pfnforge priors show {name}`)")
+        node = node[part]
+    return ConfigError(f"prior {name!r}: {message.splitlines()[-1]}")

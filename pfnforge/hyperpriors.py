@@ -1,0 +1,117 @@
+"""Typed hyperpriors: how a prior's hyperparameter is drawn per dataset.
+
+A prior's ``Config`` holds these objects instead of dicts with magic keys. Each one validates itself
+when created and draws with the generator it is handed (``sample_*`` takes the generator first).
+A ``Range`` whose ``low`` equals ``high`` is a fixed value.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pfnforge.errors import ConfigError
+
+
+class Scale(enum.Enum):
+    """How a range is sampled: uniformly in the value or in its logarithm."""
+
+    # lower-case members: OmegaConf reads and writes enums by member name
+    linear = "linear"
+    log = "log"
+
+
+@dataclass(kw_only=True)
+class Range:
+    """A real hyperparameter drawn from [low, high], uniform on a linear or log scale."""
+
+    low: float
+    """Smallest value drawn."""
+    high: float
+    """Largest value drawn; equal to ``low`` for a fixed value."""
+    scale: Scale = Scale.linear
+    """``linear``: uniform in the value; ``log``: uniform in log(value) (needs low > 0)."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ConfigError(f"range [{self.low}, {self.high}] must be finite")
+        if self.low > self.high:
+            raise ConfigError(f"range low={self.low} is above high={self.high}: swap them")
+        if self.scale is Scale.log and self.low <= 0:
+            raise ConfigError(f"a log-scale range needs low > 0, got low={self.low}: use scale=linear or raise low")
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw ``size`` values as float64."""
+        if self.scale is Scale.log:
+            return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
+        return rng.uniform(self.low, self.high, size)
+
+    def check(self, name: str, *, above: float | None = None, at_least: float | None = None,
+              at_most: float | None = None) -> None:
+        """Raise a ``ConfigError`` naming ``name`` unless the whole range lies within the given bounds."""
+        problems = []
+        if above is not None and self.low <= above:
+            problems.append(f"{name}.low={self.low} must be > {above}")
+        if at_least is not None and self.low < at_least:
+            problems.append(f"{name}.low={self.low} must be >= {at_least}")
+        if at_most is not None and self.high > at_most:
+            problems.append(f"{name}.high={self.high} must be <= {at_most}")
+        if problems:
+            raise ConfigError(f"{name} is out of range: " + "; ".join(problems)
+                              + f" (set it with {name}.low=... {name}.high=...)")
+
+
+@dataclass(kw_only=True)
+class IntRange:
+    """An integer hyperparameter drawn from {low, ..., high} (both inclusive)."""
+
+    low: int
+    """Smallest value drawn."""
+    high: int
+    """Largest value drawn (inclusive)."""
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ConfigError(f"integer range low={self.low} is above high={self.high}: swap them")
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw ``size`` values as int64."""
+        return rng.integers(self.low, self.high, size, endpoint=True, dtype=np.int64)
+
+
+@dataclass(kw_only=True)
+class Choice:
+    """A categorical hyperparameter: one of ``options``, with optional relative ``weights``."""
+
+    options: list[str] = field(default_factory=list)
+    """The values to choose from."""
+    weights: list[float] | None = None
+    """Relative weight of each option (need not sum to one); ``null`` for uniform."""
+
+    def __post_init__(self) -> None:
+        if not self.options:
+            raise ConfigError("a choice needs at least one option (options=[...])")
+        if self.weights is not None:
+            if len(self.weights) != len(self.options):
+                raise ConfigError(f"choice has {len(self.options)} options but {len(self.weights)} weights:"
+                                  " give one weight per option")
+            if any(not math.isfinite(w) or w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ConfigError(f"choice weights {list(self.weights)} must be >= 0 with a positive sum")
+
+    def probabilities(self) -> np.ndarray:
+        """The normalised probability of each option."""
+        if self.weights is None:
+            return np.full(len(self.options), 1.0 / len(self.options))
+        weights = np.asarray(self.weights, dtype=np.float64)
+        return weights / weights.sum()
+
+    def sample_indices(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw ``size`` option indices as int64."""
+        return rng.choice(len(self.options), size=size, p=self.probabilities())
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw ``size`` options as an object array of ``str``."""
+        return np.asarray(self.options, dtype=object)[self.sample_indices(rng, size)]

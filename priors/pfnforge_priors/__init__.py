@@ -1,0 +1,1 @@
+"""First-party pfnforge priors, registered through the ``pfnforge.priors`` entry-point group."""

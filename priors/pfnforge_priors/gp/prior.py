@@ -1,0 +1,115 @@
+"""``gp``: regression datasets whose targets are exact draws from a Gaussian process.
+
+Per dataset: a kernel expression, one lengthscale (and period, for periodic terms) per term, an
+outputscale and an observation-noise variance are drawn from their hyperpriors; inputs are uniform on
+[0, 1]^F or standard normal; ``y ~ N(0, outputscale · k(X, X) + noise_variance · I)``. Every drawn value
+travels with the batch, which is what ``exact_posterior`` needs to compute the Bayes-optimal answer.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from pfnforge.batch import PriorBatch
+from pfnforge.blocks.covariance import NO_TERM, PERIODIC
+from pfnforge.errors import ConfigError
+from pfnforge.hyperpriors import Choice, Range, Scale
+from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
+from pfnforge_priors.gp.expression import KernelExpression, term_arrays
+from pfnforge_priors.gp.sampler import sample_gp_targets
+
+
+class InputDistribution(enum.Enum):
+    """How the inputs x are drawn."""
+
+    uniform = "uniform"
+    """Independent uniform features on [0, 1]."""
+    normal = "normal"
+    """Independent standard-normal features."""
+
+
+@dataclass(kw_only=True)
+class GPConfig(PriorConfig):
+    """Hyperpriors of the GP prior. Every range is drawn independently per dataset (and per kernel term)."""
+
+    kernel: Choice = field(default_factory=lambda: Choice(options=["rbf"]))
+    """Kernel expressions to draw from: base kernels rbf, matern12, matern32, matern52, periodic, joined by
+    '+' (mean of the terms) or '*' (product), e.g. [rbf, matern52, rbf+periodic, rbf*periodic]."""
+    lengthscale: Range = field(default_factory=lambda: Range(low=0.1, high=1.0, scale=Scale.log))
+    """Lengthscale of each kernel term (> 0)."""
+    outputscale: Range = field(default_factory=lambda: Range(low=0.5, high=2.0, scale=Scale.log))
+    """Prior variance of the latent function, k(x, x) (> 0)."""
+    noise_variance: Range = field(default_factory=lambda: Range(low=1e-4, high=0.1, scale=Scale.log))
+    """Variance of the Gaussian observation noise added to every target (> 0)."""
+    period: Range = field(default_factory=lambda: Range(low=0.2, high=1.0, scale=Scale.log))
+    """Period of each periodic term (> 0); unused by other terms."""
+    inputs: InputDistribution = InputDistribution.uniform
+    """Distribution of the features: uniform on [0, 1] or standard normal."""
+    enable_variable_num_features: bool = False
+    """Draw the number of features used per dataset uniformly from 1..F (the rest stay zero)."""
+    initial_jitter: float = 1e-8
+    """First jitter added to the diagonal (times outputscale) when a Cholesky fails (> 0); grows 10× per try."""
+    max_jitter_tries: int = 6
+    """How many growing jitters to try before the batch fails (>= 0)."""
+
+    def __post_init__(self) -> None:
+        for option in self.kernel.options:
+            KernelExpression.parse(option)  # raises ConfigError naming a bad expression
+        for name in ("lengthscale", "outputscale", "noise_variance", "period"):
+            getattr(self, name).check(name, above=0.0)
+        if not self.initial_jitter > 0:
+            raise ConfigError(f"initial_jitter={self.initial_jitter} is out of range: it must be > 0")
+        if self.max_jitter_tries < 0:
+            raise ConfigError(f"max_jitter_tries={self.max_jitter_tries} is out of range: it must be >= 0")
+
+    @property
+    def num_term_slots(self) -> int:
+        """The most terms any kernel option has: one lengthscale/period column each."""
+        return max(len(KernelExpression.parse(option).terms) for option in self.kernel.options)
+
+
+class GPPrior(Prior):
+    """Gaussian-process regression functions with kernel hyperpriors, sampled exactly."""
+
+    name: ClassVar[str] = "gp"
+    task: ClassVar[Task] = Task.regression
+    Config: ClassVar[type[PriorConfig]] = GPConfig
+
+    def sample(self, rng: np.random.Generator, shape: BatchShape) -> PriorBatch:
+        cfg: GPConfig = self.config
+        B, R, F, T = shape.num_datasets, shape.num_rows, shape.num_features, cfg.num_term_slots
+        kernel_B = cfg.kernel.sample(rng, B)
+        kinds_BT, is_product_B = term_arrays(kernel_B, T)
+        lengthscales_BT = cfg.lengthscale.sample(rng, B * T).reshape(B, T)
+        periods_BT = cfg.period.sample(rng, B * T).reshape(B, T)
+        lengthscales_BT[kinds_BT == NO_TERM] = np.nan
+        periods_BT[kinds_BT != PERIODIC] = np.nan
+        outputscale_B = cfg.outputscale.sample(rng, B)
+        noise_variance_B = cfg.noise_variance.sample(rng, B)
+        num_features_B = (rng.integers(1, F, size=B, endpoint=True) if cfg.enable_variable_num_features
+                          else np.full(B, F)).astype(np.int64)
+        x_BFR = (rng.random((B, F, R)) if cfg.inputs is InputDistribution.uniform
+                 else rng.standard_normal((B, F, R))).astype(np.float32)
+        x_BFR[np.arange(F)[None, :] >= num_features_B[:, None]] = 0.0
+        z_BR = rng.standard_normal((B, R))
+
+        y_BR = np.empty((B, R), dtype=np.float32)
+        jitter_B = np.zeros(B)
+        failed = sample_gp_targets(x_BFR.astype(np.float64), num_features_B, kinds_BT, lengthscales_BT,
+                                   periods_BT, is_product_B, outputscale_B, noise_variance_B, z_BR,
+                                   cfg.initial_jitter, cfg.max_jitter_tries, y_BR, jitter_B)
+        if failed >= 0:
+            raise ConfigError(f"GP covariance of dataset {failed} (kernel {kernel_B[failed]!r}) stayed singular "
+                              f"after {cfg.max_jitter_tries} jitter tries: raise noise_variance.low or "
+                              "max_jitter_tries")
+        hyperparameters = {"kernel": kernel_B}
+        hyperparameters.update({f"lengthscale_{t}": lengthscales_BT[:, t] for t in range(T)})
+        hyperparameters.update({f"period_{t}": periods_BT[:, t] for t in range(T)})
+        hyperparameters.update(outputscale=outputscale_B, noise_variance=noise_variance_B, jitter=jitter_B)
+        return PriorBatch(x=np.ascontiguousarray(x_BFR.transpose(0, 2, 1)), y=y_BR, num_rows=R,
+                          num_features=num_features_B, num_train_rows=shape.num_train_rows, num_classes=0,
+                          prior=self.name, hyperparameters=hyperparameters)
