@@ -39,11 +39,3 @@ class KernelExpression:
         codes = np.full(num_slots, NO_TERM, dtype=np.int64)
         codes[: len(self.terms)] = [KERNEL_CODES[t] for t in self.terms]
         return codes
-
-
-def term_arrays(kernel_texts: np.ndarray, num_slots: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B, num_slots) int64 codes and (B,) bool product flags for per-dataset kernel strings."""
-    parsed = {text: KernelExpression.parse(text) for text in set(kernel_texts.tolist())}
-    codes = np.stack([parsed[t].codes(num_slots) for t in kernel_texts])
-    is_product = np.array([parsed[t].is_product for t in kernel_texts], dtype=bool)
-    return codes, is_product

@@ -19,7 +19,7 @@ from pfnforge.blocks.covariance import NO_TERM, PERIODIC
 from pfnforge.errors import ConfigError
 from pfnforge.hyperpriors import Choice, Range, Scale
 from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
-from pfnforge_priors.gp.expression import KernelExpression, term_arrays
+from pfnforge_priors.gp.expression import KernelExpression
 from pfnforge_priors.gp.sampler import sample_gp_targets
 
 
@@ -82,8 +82,11 @@ class GPPrior(Prior):
     def sample(self, rng: np.random.Generator, shape: BatchShape) -> PriorBatch:
         cfg: GPConfig = self.config
         B, R, F, T = shape.num_datasets, shape.num_rows, shape.num_features, cfg.num_term_slots
-        kernel_B = cfg.kernel.sample(rng, B)
-        kinds_BT, is_product_B = term_arrays(kernel_B, T)
+        expressions = [KernelExpression.parse(option) for option in cfg.kernel.options]
+        option_B = cfg.kernel.sample_indices(rng, B)
+        kernel_B = np.asarray(cfg.kernel.options, dtype=object)[option_B]
+        kinds_BT = np.stack([e.codes(T) for e in expressions])[option_B]
+        is_product_B = np.array([e.is_product for e in expressions])[option_B]
         lengthscales_BT = cfg.lengthscale.sample(rng, B * T).reshape(B, T)
         periods_BT = cfg.period.sample(rng, B * T).reshape(B, T)
         lengthscales_BT[kinds_BT == NO_TERM] = np.nan
@@ -92,14 +95,14 @@ class GPPrior(Prior):
         noise_variance_B = cfg.noise_variance.sample(rng, B)
         num_features_B = (rng.integers(1, F, size=B, endpoint=True) if cfg.enable_variable_num_features
                           else np.full(B, F)).astype(np.int64)
-        x_BFR = (rng.random((B, F, R)) if cfg.inputs is InputDistribution.uniform
-                 else rng.standard_normal((B, F, R))).astype(np.float32)
+        x_BFR = (rng.random((B, F, R), dtype=np.float32) if cfg.inputs is InputDistribution.uniform
+                 else rng.standard_normal((B, F, R), dtype=np.float32))
         x_BFR[np.arange(F)[None, :] >= num_features_B[:, None]] = 0.0
         z_BR = rng.standard_normal((B, R))
 
         y_BR = np.empty((B, R), dtype=np.float32)
         jitter_B = np.zeros(B)
-        failed = sample_gp_targets(x_BFR.astype(np.float64), num_features_B, kinds_BT, lengthscales_BT,
+        failed = sample_gp_targets(x_BFR, num_features_B, kinds_BT, lengthscales_BT,
                                    periods_BT, is_product_B, outputscale_B, noise_variance_B, z_BR,
                                    cfg.initial_jitter, cfg.max_jitter_tries, y_BR, jitter_B)
         if failed >= 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pfnforge.blocks.covariance import kernel_row
+from pfnforge.blocks.covariance import kernel_matrix
 from pfnforge.blocks.linalg import cholesky_inplace, lower_matvec
 
 
@@ -19,24 +19,26 @@ def sample_gp_targets(x_BFR: np.ndarray, num_features_B: np.ndarray, kinds_BT: n
                       outputscale_B: np.ndarray, noise_variance_B: np.ndarray, z_BR: np.ndarray,
                       initial_jitter: float, max_jitter_tries: int, y_BR: np.ndarray,
                       jitter_B: np.ndarray) -> int:
-    """Fill ``y_BR`` with exact draws ``y ~ N(0, K + (noise + jitter) I)``.
+    """Fill ``y_BR`` with exact draws ``y ~ N(0, K + (noise + jitter) I)``; ``x_BFR`` may be float32 (the
+    kernel is evaluated in float64 from the stored values).
 
     Jitter starts at 0 and, when Cholesky fails, grows from ``initial_jitter * outputscale`` by 10× per
     try. Returns -1 on success, else the index of the first dataset that stayed non-positive-definite.
     """
     B, _, R = x_BFR.shape
     cov_RR = np.empty((R, R))
-    work = np.empty(3 * R)
+    term_RR = np.empty((R, R) if kinds_BT.shape[1] > 1 else (1, 1))  # only multi-term kernels need it
+    distance = np.empty(R)
     scratch = np.empty(R, dtype=np.int64)
     y_R = np.empty(R)
     for b in range(B):
         x_FR = x_BFR[b]
         jitter = 0.0
         for attempt in range(max_jitter_tries + 1):
+            kernel_matrix(x_FR, x_FR, num_features_B[b], kinds_BT[b], lengthscales_BT[b], periods_BT[b],
+                          is_product_B[b], outputscale_B[b], True, cov_RR, term_RR, distance, scratch)
             diagonal = noise_variance_B[b] + jitter
             for i in range(R):
-                kernel_row(x_FR, i, x_FR, i + 1, num_features_B[b], kinds_BT[b], lengthscales_BT[b],
-                           periods_BT[b], is_product_B[b], outputscale_B[b], cov_RR[i], work, scratch)
                 cov_RR[i, i] += diagonal
             if cholesky_inplace(cov_RR, R) == 0:
                 break
