@@ -8,7 +8,7 @@ from sklearn.gaussian_process import kernels as sk
 
 from pfnforge.blocks.covariance import KERNEL_CODES, NO_TERM, covariance_matrix
 from pfnforge.blocks.fastexp import exp_nonpositive_inplace
-from pfnforge.blocks.linalg import cholesky_inplace, lower_matvec
+from pfnforge.blocks.linalg import cholesky_inplace, cholesky_matvec
 
 
 def test_fast_exp_matches_numpy_to_a_few_ulp():
@@ -82,20 +82,22 @@ def test_cholesky_inplace_factors_the_leading_block_and_reports_failure():
     a = rng.standard_normal((6, 6))
     spd = a @ a.T + 6 * np.eye(6)
     buffer = np.full((8, 8), 99.0)
-    buffer[:6, :6] = spd
-    assert cholesky_inplace(buffer[:6, :6].copy(), 6) == 0  # contiguous view
+    buffer[:6, :6] = np.triu(spd) + np.tril(np.full((6, 6), -5.0), -1)  # the strict lower part is ignored
     work = buffer.copy()
     assert cholesky_inplace(work, 6) == 0  # leading block of a larger buffer (lda = 8)
-    np.testing.assert_allclose(np.tril(work[:6, :6]), np.linalg.cholesky(spd), rtol=1e-12)
-    assert np.all(work[6:] == 99.0) and np.all(np.triu(work[:6, :6], 1) == np.triu(buffer[:6, :6], 1))
+    np.testing.assert_allclose(np.triu(work[:6, :6]), np.linalg.cholesky(spd).T, rtol=1e-12)
+    assert np.all(work[6:] == 99.0) and np.all(work[:6, :6][np.tril_indices(6, -1)] == -5.0)
     singular = np.ones((3, 3))
     assert cholesky_inplace(singular, 3) == 2  # the order-2 minor is the first that is not positive
 
 
-def test_lower_matvec_reads_only_the_lower_triangle():
+def test_cholesky_matvec_applies_l_from_its_transpose():
     rng = np.random.default_rng(5)
-    m = rng.standard_normal((5, 5))
+    a = rng.standard_normal((5, 5))
+    spd = a @ a.T + 5 * np.eye(5)
+    work = np.triu(spd) + np.tril(np.full((5, 5), np.nan), -1)  # NaN below: must never be read
+    assert cholesky_inplace(work, 5) == 0
     z = rng.standard_normal(5)
     out = np.empty(5)
-    lower_matvec(m, z, 5, out)
-    np.testing.assert_allclose(out, np.tril(m) @ z, rtol=1e-13)
+    cholesky_matvec(work, z, 5, out)
+    np.testing.assert_allclose(out, np.linalg.cholesky(spd) @ z, rtol=1e-12)

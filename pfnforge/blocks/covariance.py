@@ -14,8 +14,10 @@ the Euclidean distance in place of the per-feature differences it is not positiv
 than one feature. A sum is the *mean* of its terms and a product their product, both times
 ``outputscale``, so ``k(a, a) = outputscale`` whatever the expression.
 
-Inputs are feature-major (F, R) so inner loops run over contiguous rows and vectorise; each base kernel
-has its own row loop so that the kernel choice is decided once per matrix, not once per element.
+Inputs are feature-major (F, R) so inner loops run over contiguous rows and vectorise. A whole matrix
+is filled inside one function (a Numba call per row, with its reference counting, costs more than the
+row's arithmetic). For a symmetric matrix only the upper triangle (``j >= i``) need be filled: that is
+the column-major lower triangle LAPACK's fastest Cholesky variant reads (see ``pfnforge.blocks.linalg``).
 """
 
 from __future__ import annotations
@@ -35,16 +37,18 @@ NO_TERM = -1
 
 _ROUND_SHIFT = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to the nearest integer
 _SIMD_BLOCK = 32
-"""Row lengths are rounded up to this many columns in lower-triangle mode so that the vectorised loops
-(8 lanes × 4 unrolled) need no scalar remainder: a short remainder loop cost more than the whole rest."""
+"""In upper-triangle mode a row starts at the diagonal rounded down to this many columns, so that the
+vectorised loops (8 lanes × 4 unrolled) need no scalar remainder; the extra entries are valid values."""
 
 
 @numba.njit(cache=True, inline="always")
-def row_count(i: int, num_b: int, lower_only: bool) -> int:
-    """Columns of row ``i`` to compute: all, or the lower triangle rounded up to the SIMD block."""
-    if not lower_only:
-        return num_b
-    return min(num_b, (i // _SIMD_BLOCK + 1) * _SIMD_BLOCK)
+def row_start(i: int, upper_only: bool) -> int:
+    """First column of row ``i`` to compute: 0, or the diagonal rounded down to the SIMD block.
+
+    Unsigned, like the loop end it is used with: Numba then knows the column index is not negative and
+    skips the negative-index wrap-around that otherwise stops LLVM from vectorising the loop (4× slower).
+    """
+    return np.uint64((i // _SIMD_BLOCK) * _SIMD_BLOCK if upper_only else 0)
 
 
 @numba.njit(cache=True, fastmath=FAST, inline="always")
@@ -59,16 +63,23 @@ def sin_pi_squared(u: float) -> float:
     return s * s
 
 
+@numba.njit(cache=True, fastmath=FAST, inline="always")
+def _feature_term(kind: int, difference: float, inv_period: float) -> float:
+    """One feature's contribution: its squared difference, or for the periodic kernel its sin²."""
+    if kind == PERIODIC:
+        return sin_pi_squared(difference * inv_period)
+    return difference * difference
+
+
 @numba.njit(cache=True, fastmath=FAST)
 def base_kernel_matrix(kind: int, xa_FR: np.ndarray, xb_FR: np.ndarray, num_features: int, lengthscale: float,
-                       period: float, lower_only: bool, out_AB: np.ndarray, distance: np.ndarray,
+                       period: float, scale: float, upper_only: bool, out_AB: np.ndarray, distance: np.ndarray,
                        scratch: np.ndarray) -> None:
-    """``out[i, j] = k(xa[:, i], xb[:, j])`` for one base kernel.
+    """``out[i, j] = scale · k(xa[:, i], xb[:, j])`` for one base kernel.
 
-    With ``lower_only`` only ``j <= i`` is needed; entries right of the diagonal up to ``row_count``
-    are written too, with valid kernel values. ``distance`` (float64) and ``scratch`` (int64) are
-    workspace of at least ``xb``'s row count. Every row is computed inside this one function: a Numba
-    call per row costs more than the row's arithmetic.
+    With ``upper_only`` only ``j >= i`` is needed; entries left of the diagonal from ``row_start`` on are
+    written too, with valid values. ``distance`` (float64) and ``scratch`` (int64) are workspace of at
+    least ``xb``'s row count.
     """
     num_a, num_b = xa_FR.shape[1], xb_FR.shape[1]
     inv_l = 1.0 / lengthscale
@@ -84,62 +95,63 @@ def base_kernel_matrix(kind: int, xa_FR: np.ndarray, xb_FR: np.ndarray, num_feat
         factor = math.sqrt(5.0) * inv_l
     inv_period = 1.0 / period
     powers_of_two = scratch.view(np.float64)
+    end = np.uint64(num_b)
     for i in range(num_a):
-        count = row_count(i, num_b, lower_only)
-        # squared distances (or the periodic kernel's sum of sines) into the row
-        for j in range(count):
-            out_AB[i, j] = 0.0
-        for f in range(num_features):
-            xi = np.float64(xa_FR[f, i])
-            if kind == PERIODIC:
-                for j in range(count):
-                    out_AB[i, j] += sin_pi_squared((xb_FR[f, j] - xi) * inv_period)
-            else:
-                for j in range(count):
-                    t = xb_FR[f, j] - xi
-                    out_AB[i, j] += t * t
-        if kind in (RBF, PERIODIC):
-            for j in range(count):
-                out_AB[i, j], scratch[j] = exp_parts(out_AB[i, j] * factor)
+        start = row_start(i, upper_only)
+        # squared distances (for the periodic kernel: its sum of sines) into the row
+        # first feature (or pair) assigns, later ones add: one pass over the row per two features
+        f0 = num_features % 2
+        if f0 == 1:
+            xi = np.float64(xa_FR[0, i])
+            for j in range(start, end):
+                out_AB[i, j] = _feature_term(kind, xb_FR[0, j] - xi, inv_period)
         else:
-            for j in range(count):
-                distance[j] = factor * math.sqrt(out_AB[i, j])
-                out_AB[i, j], scratch[j] = exp_parts(-distance[j])
-        for j in range(count):
-            out_AB[i, j] *= powers_of_two[j]
-        if kind == MATERN32:
-            for j in range(count):
-                out_AB[i, j] *= 1.0 + distance[j]
-        elif kind == MATERN52:
-            for j in range(count):
-                out_AB[i, j] *= 1.0 + distance[j] + distance[j] * distance[j] / 3.0
+            for j in range(start, end):
+                out_AB[i, j] = 0.0
+        for f in range(f0, num_features, 2):
+            xi, xi2 = np.float64(xa_FR[f, i]), np.float64(xa_FR[f + 1, i])
+            for j in range(start, end):
+                out_AB[i, j] += (_feature_term(kind, xb_FR[f, j] - xi, inv_period)
+                                 + _feature_term(kind, xb_FR[f + 1, j] - xi2, inv_period))
+        if kind in (RBF, PERIODIC):
+            for j in range(start, end):
+                out_AB[i, j], scratch[j] = exp_parts(out_AB[i, j] * factor)
+            for j in range(start, end):
+                out_AB[i, j] *= powers_of_two[j] * scale
+            continue
+        for j in range(start, end):
+            distance[j] = factor * math.sqrt(out_AB[i, j])
+            out_AB[i, j], scratch[j] = exp_parts(-distance[j])
+        for j in range(start, end):
+            d = distance[j]
+            polynomial = 1.0 if kind == MATERN12 else (1.0 + d if kind == MATERN32 else 1.0 + d + d * d / 3.0)
+            out_AB[i, j] *= powers_of_two[j] * scale * polynomial
 
 
 @numba.njit(cache=True, fastmath=FAST)
 def kernel_matrix(xa_FR: np.ndarray, xb_FR: np.ndarray, num_features: int, kinds: np.ndarray,
                   lengthscales: np.ndarray, periods: np.ndarray, is_product: bool, outputscale: float,
-                  lower_only: bool, out_AB: np.ndarray, term_AB: np.ndarray, distance: np.ndarray,
+                  upper_only: bool, out_AB: np.ndarray, term_AB: np.ndarray, distance: np.ndarray,
                   scratch: np.ndarray) -> None:
     """Fill ``out_AB`` with the kernel described by ``kinds``/``lengthscales``/``periods`` (``NO_TERM``
-    ends the list); only the lower triangle (see ``row_count``) when ``lower_only``. ``term_AB`` is
+    ends the list); only the upper triangle (see ``row_start``) when ``upper_only``. ``term_AB`` is
     workspace shaped like ``out_AB``, touched only for kernels of more than one term."""
     num_a, num_b = xa_FR.shape[1], xb_FR.shape[1]
     num_terms = 0
-    for t in range(kinds.shape[0]):
-        if kinds[t] == NO_TERM:
-            break
-        target = out_AB if num_terms == 0 else term_AB
-        base_kernel_matrix(kinds[t], xa_FR, xb_FR, num_features, lengthscales[t], periods[t], lower_only,
-                           target, distance, scratch)
-        if num_terms > 0:
-            for i in range(num_a):
-                for j in range(row_count(i, num_b, lower_only)):
-                    out_AB[i, j] = out_AB[i, j] * term_AB[i, j] if is_product else out_AB[i, j] + term_AB[i, j]
+    while num_terms < kinds.shape[0] and kinds[num_terms] != NO_TERM:
         num_terms += 1
-    scale = outputscale if is_product else outputscale / num_terms
-    for i in range(num_a):
-        for j in range(row_count(i, num_b, lower_only)):
-            out_AB[i, j] *= scale
+    for t in range(num_terms):
+        # a sum averages its terms; a product carries the outputscale on its first term only
+        scale = outputscale / num_terms if not is_product else (outputscale if t == 0 else 1.0)
+        target = out_AB if t == 0 else term_AB
+        base_kernel_matrix(kinds[t], xa_FR, xb_FR, num_features, lengthscales[t], periods[t], scale,
+                           upper_only, target, distance, scratch)
+        if t == 0:
+            continue
+        end = np.uint64(num_b)
+        for i in range(num_a):
+            for j in range(row_start(i, upper_only), end):
+                out_AB[i, j] = out_AB[i, j] * term_AB[i, j] if is_product else out_AB[i, j] + term_AB[i, j]
 
 
 @numba.njit(cache=True)

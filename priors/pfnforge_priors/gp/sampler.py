@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 from pfnforge.blocks.covariance import kernel_matrix
-from pfnforge.blocks.linalg import cholesky_inplace, lower_matvec
+from pfnforge.blocks.linalg import cholesky_inplace, cholesky_matvec
 
 
 @numba.njit(cache=True)
@@ -45,7 +45,7 @@ def sample_gp_targets(x_BFR: np.ndarray, num_features_B: np.ndarray, kinds_BT: n
             if attempt == max_jitter_tries:
                 return b
             jitter = initial_jitter * outputscale_B[b] * 10.0**attempt
-        lower_matvec(cov_RR, z_BR[b], R, y_R)
+        cholesky_matvec(cov_RR, z_BR[b], R, y_R)
         for i in range(R):
             y_BR[b, i] = y_R[i]
         jitter_B[b] = jitter
