@@ -36,9 +36,9 @@ NO_TERM = -1
 """Marks an unused slot in a (terms,) kernel description."""
 
 _ROUND_SHIFT = 6755399441055744.0  # 1.5 * 2**52: adding and subtracting it rounds to the nearest integer
-_SIMD_BLOCK = 32
-"""In upper-triangle mode a row starts at the diagonal rounded down to this many columns, so that the
-vectorised loops (8 lanes × 4 unrolled) need no scalar remainder; the extra entries are valid values."""
+_SIMD_BLOCK = 8
+"""In upper-triangle mode a row starts at the diagonal rounded down to this many columns (one AVX-512
+vector of doubles), so rows start aligned; the extra entries left of the diagonal are valid values."""
 
 
 @numba.njit(cache=True, inline="always")
