@@ -101,3 +101,25 @@ def test_cholesky_matvec_applies_l_from_its_transpose():
     out = np.empty(5)
     cholesky_matvec(work, z, 5, out)
     np.testing.assert_allclose(out, np.linalg.cholesky(spd) @ z, rtol=1e-12)
+
+
+def test_numba_cache_is_keyed_by_the_block_sources(tmp_path):
+    """A cached prior kernel inlines the blocks, so their source hash names the cache directory."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pfnforge.blocks
+
+    digest = hashlib.sha256()
+    for source in sorted(Path(pfnforge.blocks.__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path)}
+    code = ("import numpy as np; from pfnforge_priors.gp import GPPrior; from pfnforge.prior import BatchShape;"
+            "GPPrior().sample(np.random.default_rng(0), BatchShape(num_datasets=2, num_rows=8, num_features=1,"
+            " num_train_rows=4))")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    cache = tmp_path / "pfnforge" / "numba" / digest.hexdigest()[:16]
+    assert any(cache.rglob("*sample_gp_targets*.nbi"))
