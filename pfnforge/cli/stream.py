@@ -1,0 +1,105 @@
+"""``pfnforge generate`` (shards on disk) and ``pfnforge serve`` (an Arrow Flight prior server)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from pfnforge import registry
+from pfnforge.config import compose_prior_config
+from pfnforge.errors import ConfigError
+from pfnforge.hyperpriors import IntRange, Range
+from pfnforge.stream.spec import StreamConfig
+
+
+def _int_range(text: str) -> IntRange:
+    low, _, high = text.partition("-")
+    try:
+        return IntRange(low=int(low), high=int(high or low))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH, got {text!r}") from error
+
+
+def _fraction_range(text: str) -> Range:
+    low, _, high = text.partition("-")
+    try:
+        return Range(low=float(low), high=float(high or low))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected F or LOW-HIGH, got {text!r}") from error
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    generate = commands.add_parser("generate", help="write a prior stream to Arrow shards with a manifest")
+    _prior_arguments(generate)
+    _stream_arguments(generate)
+    generate.add_argument("--num-batches", type=int, required=True, help="batches to write")
+    generate.add_argument("--out", type=Path, required=True, help="shard directory (resumes if it exists)")
+    generate.add_argument("--rank", type=int, default=0, help="rank whose stream to write")
+    generate.add_argument("--workers", type=int, default=None, help="worker processes (default: free cores)")
+    generate.set_defaults(run=run_generate)
+
+    serve = commands.add_parser("serve", help="serve a prior's batches over Arrow Flight")
+    _prior_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve.add_argument("--port", type=int, default=8815, help="port to bind (0: any free port)")
+    serve.add_argument("--token-file", type=Path, default=None, help="require this shared token from clients")
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (default: free cores)")
+    serve.set_defaults(run=run_serve)
+
+
+def _prior_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="prior name or preset (see `pfnforge priors list`)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of the prior config (Hydra syntax)")
+
+
+def _stream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="run seed")
+    parser.add_argument("--datasets", type=int, default=64, help="datasets per batch")
+    parser.add_argument("--rows", type=_int_range, default=IntRange(low=100, high=100), help="N or LOW-HIGH")
+    parser.add_argument("--features", type=_int_range, default=IntRange(low=5, high=5), help="N or LOW-HIGH")
+    parser.add_argument("--train-fraction", type=_fraction_range, default=Range(low=0.1, high=0.9),
+                        help="fraction of rows before the split, F or LOW-HIGH")
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from pfnforge.stream.shards import write_shards
+
+    config = compose_prior_config(args.name, args.overrides)
+    prior = registry.build_prior(config)
+    stream = StreamConfig(seed=args.seed, num_datasets=args.datasets, num_rows=args.rows,
+                          num_features=args.features, train_fraction=args.train_fraction)
+    prior_config = OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)
+    out = write_shards(prior, prior_config, stream, args.out, args.num_batches, rank=args.rank,
+                       num_workers=args.workers)
+    print(f"wrote {args.num_batches} batches to {out.resolve()}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from pfnforge.stream.flight import PriorServer
+
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as error:
+            raise ConfigError(f"cannot read --token-file {args.token_file}: {error}") from error
+        if not token:
+            raise ConfigError(f"--token-file {args.token_file} is empty: put a shared secret in it")
+    prior = registry.build_prior(compose_prior_config(args.name, args.overrides))
+    server = PriorServer(prior, host=args.host, port=args.port, token=token, num_workers=args.workers)
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    auth = "token required" if token else "no token"
+    print(f"serving prior {prior.name} at {server.location} ({server.pool.num_workers} workers, {auth})",
+          flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}, reachable beyond this machine", file=sys.stderr)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0

@@ -1,0 +1,197 @@
+"""Prior servers over Arrow Flight: CPU nodes draw batches, GPU nodes stream them.
+
+A ``PriorServer`` owns a ``WorkerPool``. A ``DoGet`` ticket (JSON) names a stream config, a rank and a
+range ``[start, start + count)``; the reply is one Flight stream whose rows are ``(k, payload)``, the
+payload being batch k's Arrow IPC bytes exactly as a worker wrote them (batch shapes change per step, so
+batches travel as opaque IPC messages inside one fixed Flight schema). The server binds to 127.0.0.1
+unless told otherwise and, given a token, refuses calls without ``authorization: Bearer <token>``.
+
+A ``FlightSource`` reads one rank's stream from a list of servers, spreading ranges over them; when a
+server fails mid-range it marks it down, and the batches it did not deliver are asked again from the
+next server (or the same one once it is back), so the consumer sees no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from pfnforge.errors import ConfigError, PfnforgeError
+from pfnforge.prior import Prior
+from pfnforge.stream.pool import Task, WorkerPool
+from pfnforge.stream.sources import BatchSource
+from pfnforge.stream.spec import StreamConfig, from_ipc_bytes
+
+FLIGHT_SCHEMA = pa.schema([("k", pa.int64()), ("payload", pa.large_binary())])
+
+
+class _TokenCheck(flight.ServerMiddlewareFactory):
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}"
+
+    def start_call(self, info, headers):
+        if headers.get("authorization", [None])[0] != self._expected:
+            raise flight.FlightUnauthenticatedError(
+                "pfnforge prior server: missing or wrong token; pass the server's token file to the client")
+        return None
+
+
+def _payload_row(k: int, payload: pa.Buffer) -> pa.RecordBatch:
+    offsets = pa.py_buffer(np.array([0, payload.size], dtype=np.int64))
+    column = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, payload])  # no copy of the payload
+    return pa.RecordBatch.from_arrays([pa.array([k], pa.int64()), column], schema=FLIGHT_SCHEMA)
+
+
+class PriorServer(flight.FlightServerBase):
+    """Serves batches of ``prior`` for any (stream config, rank, range) a client asks for."""
+
+    def __init__(self, prior: Prior, *, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                 num_workers: int | None = None, prefetch: int | None = None) -> None:
+        middleware = {"token": _TokenCheck(token)} if token else {}
+        super().__init__(f"grpc://{host}:{port}", middleware=middleware)
+        self.host = host
+        self.pool = WorkerPool(prior, num_workers)
+        self.prefetch = prefetch or 2 * self.pool.num_workers
+
+    @property
+    def location(self) -> str:
+        return f"grpc://{self.host}:{self.port}"
+
+    def do_get(self, context, ticket: flight.Ticket) -> flight.GeneratorStream:
+        try:
+            request = json.loads(ticket.ticket)
+            config = StreamConfig.from_key(request["stream"])
+            rank, start, count = int(request["rank"]), int(request["start"]), int(request["count"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise flight.FlightServerError(f"bad ticket: {error}") from error
+        return flight.GeneratorStream(FLIGHT_SCHEMA, self._rows(config.key(), rank, start, count))
+
+    def _rows(self, key: str, rank: int, start: int, count: int) -> Iterator[pa.RecordBatch]:
+        submitted = delivered = start
+        try:
+            for k in range(start, start + count):
+                while submitted < min(start + count, k + self.prefetch):
+                    self.pool.submit(Task(key, rank, submitted))
+                    submitted += 1
+                yield _payload_row(k, self.pool.take_payload(Task(key, rank, k)))
+                delivered = k + 1
+        finally:  # a client that hung up: drop what was drawn for it
+            for k in range(delivered, submitted):
+                self.pool.take_payload(Task(key, rank, k))
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.pool.close()
+
+
+class FlightSource(BatchSource):
+    """One rank's batches from one or more prior servers, in order, failing over between servers."""
+
+    def __init__(self, locations: list[str], config: StreamConfig, rank: int = 0, start: int = 0, *,
+                 token: str | None = None, chunk: int = 4, prefetch: int = 16, give_up_after: float = 120.0) -> None:
+        super().__init__(config, rank, start)
+        if not locations:
+            raise ConfigError("FlightSource needs at least one server location (grpc://host:port)")
+        self.locations = list(locations)
+        self.chunk = chunk
+        self.prefetch = max(prefetch, chunk)
+        self.give_up_after = give_up_after
+        self.failovers = 0
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        self._options = flight.FlightCallOptions(headers=headers, timeout=give_up_after)
+        self._clients: dict[str, flight.FlightClient] = {}
+        self._lock = threading.Condition()
+        self._ready: dict[int, pa.RecordBatch] = {}
+        self._error: Exception | None = None
+        self._scheduled = start  # every k below this is delivered, ready or being fetched
+        self._next_server = 0
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def _client(self, location: str) -> flight.FlightClient:
+        if location not in self._clients:
+            self._clients[location] = flight.FlightClient(location)
+        return self._clients[location]
+
+    def _fetch_range(self, start: int, count: int) -> None:
+        """Fetch [start, start + count) from some server, failing over until every batch arrived."""
+        pending = list(range(start, start + count))
+        deadline = time.monotonic() + self.give_up_after
+        attempt = 0
+        while pending and not self._closed:
+            with self._lock:
+                location = self.locations[self._next_server % len(self.locations)]
+                self._next_server += 1
+            ticket = json.dumps({"stream": self.config.key(), "rank": self.rank, "start": pending[0],
+                                 "count": len(pending)})
+            try:
+                reader = self._client(location).do_get(flight.Ticket(ticket.encode()), self._options)
+                for chunk in reader:
+                    k = chunk.data.column(0)[0].as_py()
+                    payload = chunk.data.column(1).buffers()[2]
+                    record_batch = from_ipc_bytes(payload, f"batch {k} from {location}")
+                    with self._lock:
+                        self._ready[k] = record_batch
+                        self._lock.notify_all()
+                    pending.remove(k)
+            except flight.FlightUnauthenticatedError as error:
+                self._fail(PfnforgeError(f"prior server {location} refused the token: {error}"))
+                return
+            except (flight.FlightError, OSError) as error:
+                attempt += 1
+                self.failovers += 1
+                self._clients.pop(location, None)
+                if time.monotonic() > deadline:
+                    self._fail(PfnforgeError(f"no prior server delivered batches {pending[0]}..{pending[-1]} of "
+                                             f"rank {self.rank} for {self.give_up_after:.0f} s; tried "
+                                             f"{', '.join(self.locations)}; last error: {error}"))
+                    return
+                time.sleep(min(0.1 * attempt, 1.0) if attempt >= len(self.locations) else 0.0)
+
+    def _fail(self, error: Exception) -> None:
+        with self._lock:
+            self._error = error
+            self._lock.notify_all()
+
+    def _schedule(self, k: int) -> None:
+        self._threads = [t for t in self._threads if t.is_alive()]
+        while self._scheduled < k + self.prefetch and len(self._threads) < 2 * len(self.locations):
+            thread = threading.Thread(target=self._fetch_range, args=(self._scheduled, self.chunk), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+            self._scheduled += self.chunk
+
+    def _fetch(self, k: int) -> pa.RecordBatch:
+        with self._lock:
+            self._schedule(k)
+            while k not in self._ready:
+                if self._error is not None:
+                    raise self._error
+                self._lock.wait(0.05)
+                self._schedule(k)
+            self.stats.queue_depth = len(self._ready) - 1
+            return self._ready.pop(k)
+
+    def _reposition(self) -> None:
+        with self._lock:
+            self._closed = True
+        for thread in self._threads:
+            thread.join()
+        with self._lock:
+            self._ready.clear()
+            self._threads.clear()
+            self._scheduled = self.position
+            self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for client in self._clients.values():
+            client.close()

@@ -1,0 +1,231 @@
+"""A pool of worker processes that draw prior batches, hand them over as Arrow IPC files in shared memory,
+and survive the death of a worker.
+
+Each worker has its own pipe, so a worker killed mid-write cannot corrupt a queue the others share. A
+dispatcher thread reads results and watches process sentinels; when a worker dies (SIGKILL, segfault,
+OOM kill) a new one is started and the tasks the dead one held are given to the pool again. Because a
+task's result is a pure function of the task, nothing is skipped or repeated. A Python exception in a
+worker is returned to whoever waits for that task, with the worker's traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import threading
+import traceback
+import uuid
+import weakref
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+
+import pyarrow as pa
+
+from pfnforge.errors import PfnforgeError
+from pfnforge.prior import Prior
+from pfnforge.stream.spec import StreamConfig, from_ipc_bytes, sample_record_batch, to_ipc_bytes
+
+
+class WorkerError(PfnforgeError):
+    """A worker raised while drawing a batch; the message carries the worker's traceback."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """Batch ``k`` of ``rank`` in the stream whose ``StreamConfig.key()`` is ``stream_key``."""
+
+    stream_key: str
+    rank: int
+    k: int
+
+
+def default_num_workers() -> int:
+    """One worker per core this process may use, keeping one for the consumer when there are several."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 1) if cores > 2 else cores
+
+
+def _shared_memory_dir() -> Path:
+    """A fresh directory in shared memory, named after this process; those of dead processes go first."""
+    root = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    for stale in root.glob("pfnforge-pool-*"):
+        owner = stale.name.split("-")[2]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(stale, ignore_errors=True)  # left by a pool whose process was killed
+    return Path(tempfile.mkdtemp(prefix=f"pfnforge-pool-{os.getpid()}-", dir=root))
+
+
+def _worker_main(prior: Prior, connection: Connection, directory: str) -> None:
+    from threadpoolctl import threadpool_limits
+
+    configs: dict[str, StreamConfig] = {}
+    with threadpool_limits(1):  # one core per worker: N workers use N cores
+        while True:
+            task = connection.recv()
+            if task is None:
+                return
+            try:
+                config = configs.setdefault(task.stream_key, StreamConfig.from_key(task.stream_key))
+                payload = to_ipc_bytes(sample_record_batch(prior, config, task.rank, task.k))
+                path = Path(directory) / f"{uuid.uuid4().hex}.arrow"
+                with open(path, "wb") as handle:
+                    handle.write(payload)
+                connection.send(("ok", task, str(path), payload.size))
+            except Exception:
+                connection.send(("error", task, traceback.format_exc(), 0))
+
+
+class WorkerPool:
+    """Worker processes drawing batches of one prior; thread-safe ``submit``/``take``."""
+
+    def __init__(self, prior: Prior, num_workers: int | None = None) -> None:
+        self.prior = prior
+        self.num_workers = num_workers or default_num_workers()
+        self.directory = _shared_memory_dir()
+        self._context = mp.get_context("spawn")  # forking after Numba/OpenMP use is unsafe
+        self._lock = threading.Condition()
+        self._workers: dict[int, tuple[mp.process.BaseProcess, Connection]] = {}
+        self._held: dict[int, set[Task]] = {}
+        self._results: dict[Task, tuple[str, str, int]] = {}
+        self._ids = itertools.count()
+        self._closed = False
+        self._fatal: str | None = None
+        self._deaths_since_result = 0
+        self.restarts = 0
+        # the shared-memory directory goes with the pool, even if the pool is never closed
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.directory), True)
+        try:
+            for _ in range(self.num_workers):
+                self._start_worker()
+        except BaseException:
+            self._cleanup()
+            raise
+        self._dispatcher = threading.Thread(target=self._dispatch, name="pfnforge-pool", daemon=True)
+        self._dispatcher.start()
+
+    def _start_worker(self) -> None:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(target=_worker_main, args=(self.prior, child, str(self.directory)),
+                                        daemon=True, name="pfnforge-prior-worker")
+        process.start()
+        child.close()
+        worker_id = next(self._ids)
+        self._workers[worker_id] = (process, parent)
+        self._held[worker_id] = set()
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [process.pid for process, _ in self._workers.values()]
+
+    def submit(self, task: Task) -> None:
+        """Give ``task`` to the least busy worker (a dead worker's tasks are handed on when it is replaced)."""
+        with self._lock:
+            if self._closed:
+                raise PfnforgeError("the worker pool is closed")
+            worker_id = min(self._held, key=lambda w: len(self._held[w]))
+            self._held[worker_id].add(task)
+            # a dying worker's pipe refuses: the dispatcher replaces it and resubmits what it held
+            with contextlib.suppress(OSError):
+                self._workers[worker_id][1].send(task)
+
+    def take_payload(self, task: Task, timeout: float | None = None) -> pa.Buffer:
+        """Wait for ``task``; return its Arrow IPC stream bytes, memory-mapped from shared memory."""
+        with self._lock:
+            ready = self._lock.wait_for(lambda: task in self._results or self._closed or self._fatal, timeout)
+            if self._fatal:
+                raise WorkerError(self._fatal)
+            if not ready:
+                raise TimeoutError(f"batch {task.k} of rank {task.rank} not ready after {timeout} s")
+            if task not in self._results:
+                raise PfnforgeError("the worker pool was closed while waiting for a batch")
+            status, detail, _ = self._results.pop(task)
+        if status == "error":
+            raise WorkerError(f"worker failed on batch {task.k} of rank {task.rank}:\n{detail}")
+        with pa.memory_map(detail, "r") as mapped:
+            payload = mapped.read_buffer()
+        os.unlink(detail)  # the mapping stays valid; the name goes now so nothing leaks
+        return payload
+
+    def take(self, task: Task, timeout: float | None = None) -> pa.RecordBatch:
+        """Wait for ``task`` and return its record batch (memory-mapped, not copied)."""
+        return from_ipc_bytes(self.take_payload(task, timeout), f"batch {task.k} of rank {task.rank}")
+
+    def _dispatch(self) -> None:
+        while not self._closed:
+            with self._lock:
+                connections = {conn: w for w, (_, conn) in self._workers.items()}
+                sentinels = {process.sentinel: w for w, (process, _) in self._workers.items()}
+            ready = wait([*connections, *sentinels], timeout=0.2)
+            dead = {sentinels[r] for r in ready if r in sentinels}
+            for connection, worker_id in connections.items():
+                if (connection in ready or worker_id in dead) and not self._drain(connection, worker_id):
+                    dead.add(worker_id)
+            for worker_id in dead:
+                self._replace(worker_id)
+
+    def _drain(self, connection: Connection, worker_id: int) -> bool:
+        """Record every result waiting in a worker's pipe; False once the pipe is closed."""
+        try:
+            while connection.poll():
+                status, task, detail, nbytes = connection.recv()
+                with self._lock:
+                    self._held[worker_id].discard(task)
+                    self._results[task] = (status, detail, nbytes)
+                    self._deaths_since_result = 0
+                    self._lock.notify_all()
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def _replace(self, worker_id: int) -> None:
+        with self._lock:
+            if self._closed or worker_id not in self._workers:
+                return
+            process, connection = self._workers.pop(worker_id)
+            orphans = self._held.pop(worker_id)
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+        connection.close()
+        with self._lock:
+            if self._closed:
+                return
+            self.restarts += 1
+            self._deaths_since_result += 1
+            if self._deaths_since_result > 2 * self.num_workers + 2:  # a crash loop, not a lost worker
+                self._fatal = (f"{self._deaths_since_result} prior workers died (last exit code "
+                               f"{process.exitcode}) without producing a batch: run `pfnforge priors sample` "
+                               "with the same prior to see the error")
+                self._lock.notify_all()
+                return
+            self._start_worker()
+            for task in orphans:
+                self.submit(task)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._lock.notify_all()
+            workers = list(self._workers.values())
+        for _, connection in workers:
+            with contextlib.suppress(OSError):
+                connection.send(None)
+        for process, connection in workers:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+            connection.close()
+        self._cleanup()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,132 @@
+"""Streams written to disk: one Arrow IPC stream file per batch plus a manifest, for fixed validation sets,
+debugging and exact replay without workers.
+
+``manifest.json`` records the prior and its config, the stream config, the rank, the schema version and a
+SHA-256 per file. Writing is resumable: files already written and intact are kept. Reading checks the
+schema version (refusing another one, naming both) and every file's checksum (naming a corrupt file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+
+from pfnforge.arrow import SCHEMA_VERSION
+from pfnforge.errors import ConfigError, SchemaError
+from pfnforge.prior import Prior
+from pfnforge.stream.pool import Task, WorkerPool
+from pfnforge.stream.sources import BatchSource
+from pfnforge.stream.spec import StreamConfig, from_ipc_bytes
+
+MANIFEST = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes | pa.Buffer) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def print_progress(done: int, total: int, started: float) -> None:
+    """A one-line progress bar on stderr."""
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    filled = int(30 * done / max(total, 1))
+    end = "\n" if done == total else ""
+    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} batches, {rate:.1f}/s", end=end,
+          file=sys.stderr, flush=True)
+
+
+def write_shards(prior: Prior, prior_config: dict, config: StreamConfig, out: Path, num_batches: int, *,
+                 rank: int = 0, num_workers: int | None = None,
+                 progress: Callable[[int, int, float], None] | None = print_progress) -> Path:
+    """Write batches ``0 .. num_batches - 1`` of ``rank`` to ``out``; resumes an interrupted run."""
+    if num_batches < 1:
+        raise ConfigError(f"num_batches={num_batches} must be >= 1")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": "pfnforge-shards", "schema_version": SCHEMA_VERSION, "prior": prior.name,
+                "prior_config": prior_config, "stream": config.key(), "rank": rank, "num_batches": num_batches,
+                "files": {}}
+    if (out / MANIFEST).exists():
+        existing = json.loads((out / MANIFEST).read_text())
+        keys = ("schema_version", "prior", "prior_config", "stream", "rank")
+        if any(existing.get(key) != manifest[key] for key in keys):
+            raise ConfigError(f"{out} holds shards of another prior, config or stream: choose an empty directory")
+        manifest["files"] = {k: entry for k, entry in existing["files"].items()
+                             if (out / entry["file"]).exists() and _sha256(out / entry["file"]) == entry["sha256"]}
+    missing = [k for k in range(num_batches) if str(k) not in manifest["files"]]
+    started = saved = time.perf_counter()
+    key = config.key()
+    with WorkerPool(prior, num_workers) as pool:
+        window = 2 * pool.num_workers
+        for k in missing[:window]:
+            pool.submit(Task(key, rank, k))
+        for index, k in enumerate(missing):
+            if index + window < len(missing):
+                pool.submit(Task(key, rank, missing[index + window]))
+            payload = pool.take_payload(Task(key, rank, k))
+            name = f"batch-r{rank:04d}-{k:08d}.arrows"
+            _write_atomic(out / name, payload)
+            manifest["files"][str(k)] = {"file": name, "sha256": hashlib.sha256(payload).hexdigest(),
+                                         "bytes": payload.size}
+            if time.perf_counter() - saved > 1.0:  # a killed writer redoes at most ~1 s of batches
+                _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1).encode())
+                saved = time.perf_counter()
+            if progress:
+                progress(num_batches - len(missing) + index + 1, num_batches, started)
+    _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1).encode())
+    return out
+
+
+class ShardSource(BatchSource):
+    """The batches of a shard directory, in order, verified; ends after the last batch."""
+
+    def __init__(self, directory: str | Path, start: int = 0) -> None:
+        self.directory = Path(directory)
+        path = self.directory / MANIFEST
+        try:
+            self.manifest = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise SchemaError(f"{path} is missing or unreadable ({error}): is {directory} a shard directory "
+                              "written by `pfnforge generate`?") from error
+        version = self.manifest.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"{directory} holds shards of pfnforge batch schema version {version}, this "
+                              f"pfnforge reads version {SCHEMA_VERSION}: regenerate them")
+        super().__init__(StreamConfig.from_key(self.manifest["stream"]), self.manifest["rank"], start)
+        self.num_batches = int(self.manifest["num_batches"])
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def _fetch(self, k: int) -> pa.RecordBatch:
+        if k >= self.num_batches:
+            raise StopIteration
+        entry = self.manifest["files"].get(str(k))
+        if entry is None:
+            raise SchemaError(f"{self.directory} has no batch {k}: the writer was interrupted; run the same "
+                              "`pfnforge generate` command again to finish it")
+        path = self.directory / entry["file"]
+        with pa.memory_map(str(path), "r") as mapped:
+            payload = mapped.read_buffer()
+        if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
+            raise SchemaError(f"{path} is corrupt (its SHA-256 differs from the manifest's): delete it and run "
+                              "`pfnforge generate` again to rewrite it")
+        return from_ipc_bytes(payload, str(path))
