@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -136,18 +138,21 @@ def test_flight_server_reproduces_the_stream(gp, reference):
 
 def test_flight_server_killed_and_restarted_mid_stream_leaves_no_gap(reference):
     port = _free_port()
-    server = _start_server(port)
+    servers = [_start_server(port)]
     try:
         with FlightSource([f"grpc://127.0.0.1:{port}"], CONFIG, rank=1, chunk=2, prefetch=2,
                           give_up_after=60) as source:
             received = _take(source, 3)
-            _stop(server)  # kill -9 the server and its workers
-            server = _start_server(port)
-            received += _take(source, NUM_BATCHES - 3)
+            _stop(servers[0])  # kill -9 the server and its workers; it is back a second later
+            restart = threading.Timer(1.0, lambda: servers.append(_start_server(port)))
+            restart.start()
+            received += _take(source, NUM_BATCHES - 3)  # blocks, retrying, until the new server answers
+            restart.join()
             assert source.failovers >= 1
         assert received == reference
     finally:
-        _stop(server)
+        for server in servers:
+            _stop(server)
 
 
 def test_flight_fails_over_to_another_server(gp, reference):
@@ -235,3 +240,16 @@ def test_generate_cli_writes_a_readable_shard_directory(tmp_path, cli_env):
     source = ShardSource(out)
     assert source.manifest["prior_config"]["lengthscale"]["low"] == 0.3
     assert [rb.num_rows for rb in source] == [2, 2, 2]
+
+
+def test_prior_failing_on_a_server_stops_the_client_with_the_reason():
+    failing_rows = batch_shape(CONFIG, 1).num_rows
+    server = PriorServer(MisbehavingPrior(MisbehavingConfig(fail_when_rows=failing_rows)), num_workers=1)
+    try:
+        with FlightSource([server.location], CONFIG, chunk=2, give_up_after=60) as source:
+            start = time.monotonic()
+            with pytest.raises(PfnforgeError, match=f"refusing {failing_rows} rows"):
+                _take(source, 4)
+            assert time.monotonic() - start < 30  # failed fast, not after retrying for give_up_after
+    finally:
+        server.shutdown()

@@ -13,6 +13,7 @@ next server (or the same one once it is back), so the consumer sees no gap and n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -73,21 +74,22 @@ class PriorServer(flight.FlightServerBase):
         return flight.GeneratorStream(FLIGHT_SCHEMA, self._rows(config.key(), rank, start, count))
 
     def _rows(self, key: str, rank: int, start: int, count: int) -> Iterator[pa.RecordBatch]:
-        submitted = delivered = start
+        submitted = untaken = start
         try:
             for k in range(start, start + count):
                 while submitted < min(start + count, k + self.prefetch):
                     self.pool.submit(Task(key, rank, submitted))
                     submitted += 1
+                untaken = k + 1  # before taking: a batch whose take raises is gone too
                 yield _payload_row(k, self.pool.take_payload(Task(key, rank, k)))
-                delivered = k + 1
-        finally:  # a client that hung up: drop what was drawn for it
-            for k in range(delivered, submitted):
-                self.pool.take_payload(Task(key, rank, k))
+        finally:  # an error or a client that hung up: drop what was drawn for this call
+            for k in range(untaken, submitted):
+                with contextlib.suppress(PfnforgeError):
+                    self.pool.take_payload(Task(key, rank, k))
 
     def shutdown(self) -> None:
+        self.pool.close()  # first: calls waiting on the pool end, so the server can stop
         super().shutdown()
-        self.pool.close()
 
 
 class FlightSource(BatchSource):
@@ -143,7 +145,10 @@ class FlightSource(BatchSource):
             except flight.FlightUnauthenticatedError as error:
                 self._fail(PfnforgeError(f"prior server {location} refused the token: {error}"))
                 return
-            except (flight.FlightError, OSError) as error:
+            except flight.FlightServerError as error:  # the server answered: its prior or the ticket failed
+                self._fail(PfnforgeError(f"prior server {location} failed on batches from {pending[0]}: {error}"))
+                return
+            except (flight.FlightError, OSError) as error:  # unreachable, reset or timed out: try elsewhere
                 attempt += 1
                 self.failovers += 1
                 self._clients.pop(location, None)
