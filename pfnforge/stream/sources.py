@@ -15,7 +15,7 @@ import pyarrow as pa
 from pfnforge.errors import ConfigError
 from pfnforge.prior import Prior
 from pfnforge.stream.pool import Task, WorkerPool
-from pfnforge.stream.spec import StreamConfig
+from pfnforge.stream.spec import StreamConfig, sample_record_batch
 
 
 @dataclass
@@ -129,3 +129,14 @@ class LocalSource(BatchSource):
     def close(self) -> None:
         if self._own_pool:
             self.pool.close()
+
+
+class InProcessSource(BatchSource):
+    """Batches drawn in the consuming process, one at a time: no workers (debugging, tiny runs, tests)."""
+
+    def __init__(self, prior: Prior, config: StreamConfig, rank: int = 0, start: int = 0) -> None:
+        super().__init__(config, rank, start)
+        self.prior = prior
+
+    def _fetch(self, k: int) -> pa.RecordBatch:
+        return sample_record_batch(self.prior, self.config, self.rank, k)

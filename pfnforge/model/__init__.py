@@ -1,0 +1,1 @@
+"""The PFN transformer (``pfn``) and its regression output, the bar distribution (``bar``)."""

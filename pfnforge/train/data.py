@@ -1,0 +1,94 @@
+"""A ``LightningDataModule`` over a prior stream: each rank reads its own stream, resumable at the batch
+the last optimiser step used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+
+from pfnforge.arrow import to_torch
+from pfnforge.errors import ConfigError
+from pfnforge.prior import Prior
+from pfnforge.stream.sources import BatchSource, InProcessSource, LocalSource
+from pfnforge.stream.spec import StreamConfig
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """Where training batches come from."""
+
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    """Seed, datasets per batch and the ranges batch shapes are drawn from."""
+    num_workers: int | None = None
+    """Prior worker processes per rank; 0 draws in the training process; null: one per free core."""
+    prefetch: int | None = None
+    """Batches requested ahead of training (default: twice the workers)."""
+
+    def __post_init__(self) -> None:
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0 (0: no worker processes)")
+
+
+@dataclass
+class StepBatch:
+    """One training batch as tensors, with its index in the rank's stream."""
+
+    index: int
+    x: torch.Tensor
+    y: torch.Tensor
+    num_train_rows: int
+    num_classes: torch.Tensor
+
+
+class PriorDataModule(L.LightningDataModule):
+    """Streams batches of ``prior`` for this rank; its state is the next batch to train on."""
+
+    def __init__(self, prior: Prior, config: DataConfig) -> None:
+        super().__init__()
+        self.prior = prior
+        self.config = config
+        self.next_batch = 0
+        self.source: BatchSource | None = None
+
+    def _open(self, rank: int) -> BatchSource:
+        if self.config.num_workers == 0:
+            return InProcessSource(self.prior, self.config.stream, rank, self.next_batch)
+        return LocalSource(self.prior, self.config.stream, rank, self.next_batch,
+                           num_workers=self.config.num_workers, prefetch=self.config.prefetch)
+
+    def _batches(self) -> Iterator[StepBatch]:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        if self.source is not None:
+            self.source.close()
+        self.source = self._open(rank)
+        for record_batch in self.source:
+            tensors = to_torch(record_batch)
+            yield StepBatch(index=self.source.position - 1, x=tensors.x, y=tensors.y,
+                            num_train_rows=int(tensors.num_train_rows[0]), num_classes=tensors.num_classes)
+
+    def train_dataloader(self) -> Iterator[StepBatch]:
+        return _Batches(self)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"next_batch": self.next_batch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.next_batch = int(state["next_batch"])
+
+    def teardown(self, stage: str) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+
+class _Batches:
+    """Re-iterable view that opens the stream at the data module's position when iteration starts."""
+
+    def __init__(self, datamodule: PriorDataModule) -> None:
+        self.datamodule = datamodule
+
+    def __iter__(self) -> Iterator[StepBatch]:
+        return self.datamodule._batches()

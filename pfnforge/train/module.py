@@ -1,0 +1,75 @@
+"""``PFNModule``: the loss (negative log-likelihood of the test rows), the optimiser and its schedule."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+
+from pfnforge.errors import ConfigError
+from pfnforge.model.pfn import PFN, ModelConfig
+from pfnforge.train.data import StepBatch
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    """AdamW with linear warm-up, then cosine decay to zero at the last step."""
+
+    lr: float = 1e-3
+    """Peak learning rate (> 0)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (>= 0)."""
+    warmup_steps: int = 20
+    """Steps of linear warm-up (>= 0)."""
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError(f"optim: need lr > 0, weight_decay >= 0 and warmup_steps >= 0, got lr={self.lr}, "
+                              f"weight_decay={self.weight_decay}, warmup_steps={self.warmup_steps}")
+
+
+class PFNModule(L.LightningModule):
+    def __init__(self, model: ModelConfig, optim: OptimConfig, max_steps: int, borders: torch.Tensor) -> None:
+        super().__init__()
+        self.model = PFN(model, borders)
+        self.optim = optim
+        self.max_steps = max_steps
+        self._last_step_end: float | None = None
+
+    def training_step(self, batch: StepBatch, batch_idx: int) -> torch.Tensor:
+        log_likelihood_BT = self.model.test_log_likelihood(batch.x, batch.y, batch.num_train_rows,
+                                                           batch.num_classes)
+        loss = -log_likelihood_BT.mean()
+        # the stream position a checkpoint stores: the batch after this one. Set here, not in a batch-end
+        # hook: ModelCheckpoint saves in its own batch-end hook, which Lightning calls first.
+        self.trainer.datamodule.next_batch = batch.index + 1
+        B, R = batch.y.shape
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/nll_per_row", loss.detach())
+        self.log("train/batch_index", float(batch.index))
+        now = time.perf_counter()
+        if self._last_step_end is not None:
+            seconds = now - self._last_step_end
+            self.log("throughput/datasets_per_s", B / seconds)
+            self.log("throughput/rows_per_s", B * R / seconds)
+        self._last_step_end = now
+        source = self.trainer.datamodule.source if self.trainer.datamodule is not None else None
+        if source is not None:
+            self.log("data/wait_fraction", source.stats.as_metrics()["data/wait_fraction"])
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
+        warmup, total = self.optim.warmup_steps, max(self.max_steps, 1)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = (step - warmup) / max(total - warmup, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

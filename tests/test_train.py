@@ -1,0 +1,130 @@
+"""Training end to end on CPU: the real Lightning trainer, the real MLflow store, real checkpoints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from pfnforge.cli.train import compose_train_config
+from pfnforge.errors import ConfigError
+from pfnforge.prior import BatchShape
+from pfnforge.train.run import run_training
+
+
+class LossRecorder(L.Callback):
+    def __init__(self) -> None:
+        self.losses: dict[int, torch.Tensor] = {}
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.losses[trainer.global_step] = outputs["loss"].detach().clone()
+
+
+class HeldOutNLL(L.Callback):
+    """NLL per test row on one fixed batch of prior datasets, at the start and the end of training."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def _measure(self, trainer, module) -> None:
+        prior = trainer.datamodule.prior
+        shape = BatchShape(num_datasets=256, num_rows=50, num_features=1, num_train_rows=25)
+        batch = prior.sample(np.random.default_rng(999), shape)
+        with torch.no_grad():
+            log_likelihood = module.model.test_log_likelihood(
+                torch.from_numpy(batch.x), torch.from_numpy(batch.y), 25, torch.zeros(256, dtype=torch.int32))
+        self.values.append(-log_likelihood.mean().item())
+
+    on_train_start = _measure
+    on_train_end = _measure
+
+
+class Crash(L.Callback):
+    """Dies at the start of a given step, as a killed run would (after the checkpoint before it)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def _config(tmp_path: Path, name: str, *extra: str):
+    return compose_train_config([
+        f"paths.output_dir={tmp_path / name}", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "model.embed_dim=32", "model.num_layers=2", "data.num_workers=0", "data.stream.num_datasets=16",
+        "trainer.log_every_n_steps=1", *extra])
+
+
+def test_tiny_gp_pfn_trains_and_is_tracked_in_mlflow(tmp_path):
+    recorder, held_out = LossRecorder(), HeldOutNLL()
+    out = run_training(_config(tmp_path, "run", "trainer.max_steps=40", "trainer.checkpoint_every_n_steps=20",
+                               "run_name=tracked"), callbacks=[recorder, held_out])
+    losses = torch.stack([recorder.losses[s] for s in sorted(recorder.losses)])
+    assert len(losses) == 40 and torch.isfinite(losses).all()
+    before, after = held_out.values
+    assert after < before - 0.1, held_out.values  # it learns to use the context
+    assert {p.name for p in (out / "checkpoints").iterdir()} >= {"last.ckpt", "epoch=0-step=20.ckpt"}
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("pfnforge").experiment_id])
+    assert run.info.run_name == "tracked"
+    assert run.data.params["model/embed_dim"] == "32" and "git_commit" in run.data.params
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert len(history) == 40
+    assert {"data/wait_fraction", "throughput/datasets_per_s", "lr-AdamW"} & set(run.data.metrics)
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml"]
+
+
+def test_resumed_run_repeats_the_uninterrupted_losses_bitwise(tmp_path):
+    steps = ["trainer.max_steps=10", "trainer.checkpoint_every_n_steps=5"]
+    uninterrupted = LossRecorder()
+    run_training(_config(tmp_path, "a", *steps), callbacks=[uninterrupted])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_training(_config(tmp_path, "b", *steps), callbacks=[Crash(step=7)])
+    resumed = LossRecorder()
+    run_training(_config(tmp_path, "b", *steps), callbacks=[resumed])  # same command: resumes at step 5
+    assert sorted(resumed.losses) == list(range(6, 11))
+    for step, loss in resumed.losses.items():
+        assert torch.equal(loss, uninterrupted.losses[step]), step
+
+
+def test_killed_training_process_resumes_with_the_same_command(tmp_path, cli_env):
+    command = [sys.executable, "-m", "pfnforge.cli", "train", f"paths.output_dir={tmp_path / 'run'}",
+               f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "model.embed_dim=32",
+               "data.num_workers=1", "trainer.max_steps=400", "trainer.checkpoint_every_n_steps=10"]
+    process = subprocess.Popen(command, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    checkpoint = tmp_path / "run" / "checkpoints" / "epoch=0-step=20.ckpt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # the trainer and its prior workers
+    process.wait()
+    assert checkpoint.exists()
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)  # safe to load
+    killed_at = state["global_step"]
+    assert 20 <= killed_at < 400
+    finished = subprocess.run([*command[:-2], "trainer.max_steps=40", "trainer.checkpoint_every_n_steps=10"],
+                              env=cli_env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "Restored all states from the checkpoint" in finished.stderr
+    final = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["global_step"] == max(40, killed_at)
+    assert final["PriorDataModule"]["next_batch"] == final["global_step"]
+
+
+def test_bad_training_config_names_the_group():
+    with pytest.raises(ConfigError, match=r"model: .*embed_dimm|Could not override 'model.embed_dimm'"):
+        compose_train_config(["model.embed_dimm=3"])
+    with pytest.raises(ConfigError, match="num_heads=3 must divide"):
+        run_training(compose_train_config(["model.num_heads=3"]))
