@@ -83,5 +83,10 @@ class Prior(abc.ABC):
         """Whether ``x`` may hold NaN for missing values under this configuration."""
         return False
 
+    def reference_log_likelihood(self, batch: PriorBatch) -> np.ndarray | None:
+        """(B, R) log-density of each test row under the Bayes-optimal predictive, NaN elsewhere, for priors
+        that know it (the GP prior does); ``None`` otherwise. Trained models are judged against it."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"

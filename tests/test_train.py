@@ -63,7 +63,7 @@ def _config(tmp_path: Path, name: str, *extra: str):
     return compose_train_config([
         f"paths.output_dir={tmp_path / name}", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
         "model.embed_dim=32", "model.num_layers=2", "data.num_workers=0", "data.stream.num_datasets=16",
-        "trainer.log_every_n_steps=1", *extra])
+        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", *extra])
 
 
 def test_tiny_gp_pfn_trains_and_is_tracked_in_mlflow(tmp_path):
@@ -128,3 +128,46 @@ def test_bad_training_config_names_the_group():
         compose_train_config(["model.embed_dimm=3"])
     with pytest.raises(ConfigError, match="num_heads=3 must divide"):
         run_training(compose_train_config(["model.num_heads=3"]))
+
+
+EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parent.parent / "configs" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_runs_a_step_on_cpu(experiment, tmp_path):
+    cfg = _config(tmp_path, experiment, f"+experiment={experiment}", "trainer=cpu", "model=tiny",
+                  "model.embed_dim=32", "trainer.max_steps=2", "trainer.val_check_interval=2",
+                  "data.stream.num_datasets=2", "data.stream.num_rows.low=20", "data.stream.num_rows.high=20",
+                  "data.num_val_batches=1", "trainer.enable_progress_bar=false")
+    out = run_training(cfg)
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_ranks_read_different_data_of_identical_shapes():
+    from types import SimpleNamespace
+
+    from pfnforge import registry
+    from pfnforge.train.data import DataConfig, PriorDataModule
+
+    batches = []
+    for rank in (0, 1):
+        datamodule = PriorDataModule(registry.load_prior_class("gp")(), DataConfig(num_workers=0))
+        datamodule.trainer = SimpleNamespace(global_rank=rank)
+        batches.append([b for _, b in zip(range(3), iter(datamodule.train_dataloader()), strict=False)])
+    for rank0, rank1 in zip(*batches, strict=True):
+        assert rank0.x.shape == rank1.x.shape and rank0.num_train_rows == rank1.num_train_rows
+        assert not torch.equal(rank0.x, rank1.x)
+
+
+def test_ddp_with_two_processes_trains(tmp_path, cli_env):
+    cli_env["OMP_NUM_THREADS"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "pfnforge.cli", "train", "trainer=ddp", "trainer.devices=2",
+         f"paths.output_dir={tmp_path / 'ddp'}", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+         "model.embed_dim=32", "data.num_workers=0", "trainer.max_steps=6", "trainer.val_check_interval=3",
+         "trainer.enable_progress_bar=false"],
+        env=cli_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "distributed_backend=gloo" in result.stderr and "All distributed processes registered" in result.stderr
+    state = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 6

@@ -40,7 +40,7 @@ class ModelConfig:
     max_classes: int = 10
     """Largest number of classes of a classification dataset."""
     num_buckets: int = 100
-    """Buckets of the regression head's bar distribution."""
+    """Buckets of the regression head's bar distribution (fewer if the prior's targets tie)."""
     dropout: float = 0.0
     """Dropout in attention and MLP (0 for PFN pretraining, where data never repeats)."""
 
@@ -88,7 +88,10 @@ class Layer(nn.Module):
 class PFN(nn.Module):
     """Maps (x, y of the training rows) to a predictive distribution for every test row."""
 
-    def __init__(self, config: ModelConfig, borders: torch.Tensor) -> None:
+    def __init__(self, config: ModelConfig, borders: torch.Tensor | None, *, classification: bool = False) -> None:
+        """``borders``: the regression head's bucket borders (``None``: no regression head);
+        ``classification``: whether to have a classification head. Only heads a prior needs exist, so
+        data-parallel training never holds parameters that get no gradient."""
         super().__init__()
         self.config = config
         E = config.embed_dim
@@ -96,11 +99,11 @@ class PFN(nn.Module):
         self.encode_y = nn.Linear(1, E)
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(E)
-        self.regression_head = nn.Linear(E, config.num_buckets)
-        self.classification_head = nn.Linear(E, config.max_classes)
-        self.bar = BarDistribution(borders)
-        if self.bar.num_buckets != config.num_buckets:
-            raise ConfigError(f"{self.bar.num_buckets} bar buckets fitted, model.num_buckets={config.num_buckets}")
+        self.classification_head = nn.Linear(E, config.max_classes) if classification else None
+        self.regression_head, self.bar = None, None
+        if borders is not None:
+            self.bar = BarDistribution(borders)
+            self.regression_head = nn.Linear(E, self.bar.num_buckets)
 
     def forward(self, x_BRF: torch.Tensor, y_BR: torch.Tensor, num_train_rows: int,
                 is_classification: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -130,6 +133,9 @@ class PFN(nn.Module):
             h_BRE = layer(h_BRE, T)
         h_test_BTE = self.norm(h_BRE[:, T:])
         head = self.classification_head if is_classification else self.regression_head
+        if head is None:
+            kind = "classification" if is_classification else "regression"
+            raise ConfigError(f"this model has no {kind} head: train it on a prior with {kind} datasets")
         return head(h_test_BTE), y_mean_B1, y_std_B1
 
     def test_log_likelihood(self, x_BRF: torch.Tensor, y_BR: torch.Tensor, num_train_rows: int,

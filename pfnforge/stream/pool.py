@@ -66,7 +66,10 @@ def _worker_main(prior: Prior, connection: Connection, directory: str) -> None:
     configs: dict[str, StreamConfig] = {}
     with threadpool_limits(1):  # one core per worker: N workers use N cores
         while True:
-            task = connection.recv()
+            try:
+                task = connection.recv()
+            except EOFError:  # the pool's process is gone: nothing left to do
+                return
             if task is None:
                 return
             try:

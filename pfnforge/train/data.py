@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 import lightning as L
 import torch
 
-from pfnforge.arrow import to_torch
+from pfnforge.arrow import from_arrow, to_torch
 from pfnforge.errors import ConfigError
 from pfnforge.prior import Prior
+from pfnforge.stream.shards import ShardSource
 from pfnforge.stream.sources import BatchSource, InProcessSource, LocalSource
 from pfnforge.stream.spec import StreamConfig
+
+VALIDATION_RANK = 1 << 29
+"""The stream rank validation batches come from: no training run has that many ranks."""
 
 
 @dataclass(kw_only=True)
@@ -26,6 +30,10 @@ class DataConfig:
     """Prior worker processes per rank; 0 draws in the training process; null: one per free core."""
     prefetch: int | None = None
     """Batches requested ahead of training (default: twice the workers)."""
+    num_val_batches: int = 4
+    """Batches of the fixed validation set, drawn from a stream no training rank reads (0: none)."""
+    val_shards: str | None = None
+    """A shard directory (`pfnforge generate`) to validate on instead."""
 
     def __post_init__(self) -> None:
         if self.num_workers is not None and self.num_workers < 0:
@@ -41,6 +49,8 @@ class StepBatch:
     y: torch.Tensor
     num_train_rows: int
     num_classes: torch.Tensor
+    reference_log_likelihood: torch.Tensor | None = None
+    """(B, R - T) Bayes-optimal log-density of the test rows, where the prior knows it."""
 
 
 class PriorDataModule(L.LightningDataModule):
@@ -72,6 +82,25 @@ class PriorDataModule(L.LightningDataModule):
     def train_dataloader(self) -> Iterator[StepBatch]:
         return _Batches(self)
 
+    def val_dataloader(self) -> _FixedBatches:
+        """The same validation batches at every check: from shards, or from a reserved stream."""
+        if self.config.val_shards:
+            source: BatchSource = ShardSource(self.config.val_shards)
+        elif self.config.num_val_batches:
+            source = InProcessSource(self.prior, self.config.stream, VALIDATION_RANK)
+        else:
+            return _FixedBatches([])
+        batches = []
+        for _, record_batch in zip(range(self.config.num_val_batches or len(source)), source, strict=False):
+            prior_batch = from_arrow(record_batch)
+            tensors = to_torch(record_batch)
+            T = int(tensors.num_train_rows[0])
+            reference = self.prior.reference_log_likelihood(prior_batch)
+            batches.append(StepBatch(
+                index=len(batches), x=tensors.x, y=tensors.y, num_train_rows=T, num_classes=tensors.num_classes,
+                reference_log_likelihood=None if reference is None else torch.from_numpy(reference[:, T:]).float()))
+        return _FixedBatches(batches)
+
     def state_dict(self) -> dict[str, int]:
         return {"next_batch": self.next_batch}
 
@@ -92,3 +121,16 @@ class _Batches:
 
     def __iter__(self) -> Iterator[StepBatch]:
         return self.datamodule._batches()
+
+
+class _FixedBatches:
+    """A fixed list of batches that Lightning takes as one loader (a bare list would be many loaders)."""
+
+    def __init__(self, batches: list[StepBatch]) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[StepBatch]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -32,9 +32,10 @@ class OptimConfig:
 
 
 class PFNModule(L.LightningModule):
-    def __init__(self, model: ModelConfig, optim: OptimConfig, max_steps: int, borders: torch.Tensor) -> None:
+    def __init__(self, model: ModelConfig, optim: OptimConfig, max_steps: int, borders: torch.Tensor | None,
+                 *, classification: bool) -> None:
         super().__init__()
-        self.model = PFN(model, borders)
+        self.model = PFN(model, borders, classification=classification)
         self.optim = optim
         self.max_steps = max_steps
         self._last_step_end: float | None = None
@@ -60,6 +61,16 @@ class PFNModule(L.LightningModule):
         if source is not None:
             self.log("data/wait_fraction", source.stats.as_metrics()["data/wait_fraction"])
         return loss
+
+    def validation_step(self, batch: StepBatch, batch_idx: int) -> None:
+        log_likelihood_BT = self.model.test_log_likelihood(batch.x, batch.y, batch.num_train_rows,
+                                                           batch.num_classes)
+        nll = -log_likelihood_BT.mean()
+        self.log("val/nll", nll, batch_size=batch.y.shape[0])
+        if batch.reference_log_likelihood is not None:
+            # nats per test row between the model and the Bayes-optimal predictive (e.g. the exact GP)
+            gap = nll + batch.reference_log_likelihood.mean()
+            self.log("val/gap_to_exact", gap, batch_size=batch.y.shape[0])
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)

@@ -19,6 +19,7 @@ from pfnforge.config import to_prior_config
 from pfnforge.errors import ConfigError
 from pfnforge.model.bar import fit_borders
 from pfnforge.model.pfn import ModelConfig
+from pfnforge.prior import Task
 from pfnforge.stream.spec import batch_rng, batch_shape
 from pfnforge.train.data import DataConfig, PriorDataModule
 from pfnforge.train.module import OptimConfig, PFNModule
@@ -41,6 +42,9 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 50
     deterministic: bool = True
+    enable_progress_bar: bool = True
+    val_check_interval: int = 100
+    """Optimiser steps between validations on the fixed validation set."""
 
 
 @dataclass(kw_only=True)
@@ -94,7 +98,13 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = PriorDataModule(prior, data)
-    module = PFNModule(model, optim, trainer_config.max_steps, _bucket_borders(prior, data, model.num_buckets))
+    regression = prior.task in (Task.regression, Task.mixed)
+    classification = prior.task in (Task.classification, Task.mixed)
+    borders = _bucket_borders(prior, data, model.num_buckets) if regression else None
+    module = PFNModule(model, optim, trainer_config.max_steps, borders, classification=classification)
+    strategy = trainer_config.strategy
+    if prior.task is Task.mixed and strategy == "ddp":  # each step uses one of the two heads
+        strategy = "ddp_find_unused_parameters_true"
     logger = MLFlowLogger(experiment_name=logger_config.experiment, tracking_uri=logger_config.tracking_uri,
                           run_name=cfg.run_name)
     flat = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
@@ -104,12 +114,15 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
                                   every_n_train_steps=trainer_config.checkpoint_every_n_steps)
     trainer = L.Trainer(
         max_steps=trainer_config.max_steps, accelerator=trainer_config.accelerator, devices=trainer_config.devices,
-        num_nodes=trainer_config.num_nodes, strategy=trainer_config.strategy, precision=trainer_config.precision,
+        num_nodes=trainer_config.num_nodes, strategy=strategy, precision=trainer_config.precision,
         gradient_clip_val=trainer_config.gradient_clip_val,
         accumulate_grad_batches=trainer_config.accumulate_grad_batches,
         log_every_n_steps=trainer_config.log_every_n_steps, deterministic=trainer_config.deterministic,
         logger=logger, callbacks=[checkpoints, *(callbacks or [])], default_root_dir=output_dir,
         enable_model_summary=False, use_distributed_sampler=False,
+        enable_progress_bar=trainer_config.enable_progress_bar,
+        val_check_interval=trainer_config.val_check_interval, check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
     )
     last = output_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)

@@ -116,3 +116,9 @@ class GPPrior(Prior):
         return PriorBatch(x=np.ascontiguousarray(x_BFR.transpose(0, 2, 1)), y=y_BR, num_rows=R,
                           num_features=num_features_B, num_train_rows=shape.num_train_rows, num_classes=0,
                           prior=self.name, hyperparameters=hyperparameters)
+
+    def reference_log_likelihood(self, batch: PriorBatch) -> np.ndarray:
+        """The exact GP posterior predictive's log-density of every test row (see ``exact_posterior``)."""
+        from pfnforge_priors.gp.posterior import exact_posterior
+
+        return exact_posterior(batch).log_density
