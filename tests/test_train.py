@@ -82,7 +82,9 @@ def test_tiny_gp_pfn_trains_and_is_tracked_in_mlflow(tmp_path):
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert len(history) == 40
     assert {"data/wait_fraction", "throughput/datasets_per_s", "lr-AdamW"} & set(run.data.metrics)
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config.yaml"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "last"} <= artifacts  # the resolved config and the final checkpoint
+    assert "last/last.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "last")}
 
 
 def test_resumed_run_repeats_the_uninterrupted_losses_bitwise(tmp_path):

@@ -86,7 +86,8 @@ def _git_commit() -> str:
 def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
     """Train as ``cfg`` says; returns the run's output directory."""
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import MLFlowLogger
+
+    from pfnforge.train.tracking import ResilientMLFlowLogger
 
     prior = registry.build_prior(to_prior_config(cfg.prior))
     data = typed(DataConfig, cfg.data, "data")
@@ -105,8 +106,8 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     strategy = trainer_config.strategy
     if prior.task is Task.mixed and strategy == "ddp":  # each step uses one of the two heads
         strategy = "ddp_find_unused_parameters_true"
-    logger = MLFlowLogger(experiment_name=logger_config.experiment, tracking_uri=logger_config.tracking_uri,
-                          run_name=cfg.run_name)
+    logger = ResilientMLFlowLogger(experiment_name=logger_config.experiment, run_name=cfg.run_name,
+                                   tracking_uri=logger_config.tracking_uri, log_model=True)
     flat = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     logger.log_hyperparams({**flat, "git_commit": _git_commit(),
                             "slurm_job_id": os.environ.get("SLURM_JOB_ID", "none")})
@@ -125,8 +126,8 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
         num_sanity_val_steps=0,
     )
     last = output_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    logger.experiment.log_artifact(logger.run_id, str(output_dir / "config.yaml"))
+    logger.log_file(str(output_dir / "config.yaml"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
     return output_dir

@@ -1,0 +1,105 @@
+"""MLflow tracking that never stops or stalls training.
+
+Every call to the tracking server runs on one background thread behind a bounded queue: a slow or dead
+server delays nothing in the training loop. If the server cannot be reached when the run starts, the
+run goes on untracked; if it dies mid-run, the calls that fail are dropped with a warning (metrics are
+lost, checkpoints stay on local disk). At the end the queue gets a bounded time to drain, then the
+checkpoints are uploaded as artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lightning.pytorch.loggers import MLFlowLogger
+
+# Fail fast on an unreachable server instead of MLflow's default of minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+class ResilientMLFlowLogger(MLFlowLogger):
+    """``MLFlowLogger`` whose server calls happen on a background thread and may fail without harm."""
+
+    def __init__(self, *args: Any, max_pending: int = 10_000, drain_seconds: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._offline = False
+        self._failures = 0
+        self._drain_seconds = drain_seconds
+        self._pending: queue.Queue[Callable[[], None] | None] = queue.Queue(max_pending)
+        _ = self.experiment  # create the run now, once, on this thread (fails fast when unreachable)
+        self._thread = threading.Thread(target=self._work, name="pfnforge-mlflow", daemon=True)
+        self._thread.start()
+
+    @property
+    def experiment(self):  # the run is created on first use: a dead server turns the logger offline
+        if self._offline:
+            return None
+        try:
+            return super().experiment
+        except Exception as error:
+            self._go_offline(f"cannot start a run at {self._tracking_uri}: {error}")
+            return None
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.experiment is None else self._run_id
+
+    def _go_offline(self, reason: str) -> None:
+        self._offline = True
+        warnings.warn(f"MLflow tracking is off for this run ({reason}); training goes on and checkpoints stay "
+                      "on local disk", RuntimeWarning, stacklevel=3)
+
+    def _submit(self, call: Callable[[], None]) -> None:
+        if self._offline:
+            return
+        try:
+            self._pending.put_nowait(call)
+        except queue.Full:
+            self._failed("the queue of pending tracking calls is full; dropping")
+
+    def _failed(self, message: str) -> None:
+        self._failures += 1
+        if self._failures in (1, 10, 100) or self._failures % 1000 == 0:
+            warnings.warn(f"MLflow: {message} ({self._failures} failed or dropped calls so far)", RuntimeWarning,
+                          stacklevel=2)
+
+    def _work(self) -> None:
+        while (call := self._pending.get()) is not None:
+            try:
+                call()
+            except Exception as error:
+                self._failed(f"a tracking call failed: {type(error).__name__}: {str(error)[:200]}")
+            finally:
+                self._pending.task_done()
+        self._pending.task_done()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        metrics = dict(metrics)
+        self._submit(lambda: MLFlowLogger.log_metrics(self, metrics, step))
+
+    def log_hyperparams(self, params: Any) -> None:
+        self._submit(lambda: MLFlowLogger.log_hyperparams(self, params))
+
+    def log_file(self, path: str) -> None:
+        """Upload a file as an artifact of the run, in the background."""
+        self._submit(lambda: self.experiment.log_artifact(self._run_id, path))
+
+    def after_save_checkpoint(self, checkpoint_callback) -> None:
+        self._submit(lambda: MLFlowLogger.after_save_checkpoint(self, checkpoint_callback))
+
+    def finalize(self, status: str = "success") -> None:
+        self._submit(lambda: MLFlowLogger.finalize(self, status))
+        self._pending.put(None)
+        deadline = time.monotonic() + self._drain_seconds
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(timeout=0.1)
+        if self._thread.is_alive():
+            warnings.warn(f"MLflow: gave up waiting for the tracking server after {self._drain_seconds:.0f} s; "
+                          "some metrics or artifacts were not sent", RuntimeWarning, stacklevel=2)

@@ -1,0 +1,100 @@
+"""Tracking against a real `mlflow server` on loopback, and training that outlives the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import lightning as L
+import mlflow
+import pytest
+import torch
+
+from pfnforge.cli.train import compose_train_config
+from pfnforge.train.run import run_training
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail("mlflow server did not become healthy in 120 s")
+        time.sleep(0.5)
+    yield url, process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)  # the server and the helpers it spawned
+    process.wait()
+
+
+def _config(tmp_path: Path, uri: str, *extra: str):
+    return compose_train_config([
+        f"paths.output_dir={tmp_path / 'run'}", f"logger.tracking_uri={uri}", "model.embed_dim=32",
+        "data.num_workers=0", "data.stream.num_datasets=8", "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false", "trainer.checkpoint_every_n_steps=10", "trainer.val_check_interval=10",
+        *extra])
+
+
+def test_server_receives_params_metrics_and_checkpoints(tmp_path, mlflow_server):
+    url, _ = mlflow_server
+    run_training(_config(tmp_path, url, "trainer.max_steps=12", "run_name=served"))
+    client = mlflow.MlflowClient(url)
+    [run] = client.search_runs([client.get_experiment_by_name("pfnforge").experiment_id])
+    assert run.info.run_name == "served" and run.info.status == "FINISHED"
+    assert run.data.params["trainer/max_steps"] == "12"
+    assert len(client.get_metric_history(run.info.run_id, "train/loss")) == 12
+    assert "val/gap_to_exact" in run.data.metrics
+    assert "last/last.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "last")}
+
+
+class KillServer(L.Callback):
+    def __init__(self, process: subprocess.Popen, step: int) -> None:
+        self.process, self.step = process, step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def test_server_killed_mid_run_does_not_stop_or_stall_training(tmp_path, mlflow_server):
+    url, process = mlflow_server
+    start = time.monotonic()
+    with pytest.warns(RuntimeWarning, match="MLflow"):
+        out = run_training(_config(tmp_path, url, "trainer.max_steps=30", "logger.experiment=killed"),
+                           callbacks=[KillServer(process, step=5)])
+    assert process.wait(5) is not None
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 30
+    assert time.monotonic() - start < 90
+
+
+def test_unreachable_server_at_start_trains_untracked(tmp_path):
+    with pytest.warns(RuntimeWarning, match="MLflow tracking is off for this run"):
+        out = run_training(_config(tmp_path, f"http://127.0.0.1:{_free_port()}", "trainer.max_steps=5"))
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
