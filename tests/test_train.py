@@ -173,3 +173,16 @@ def test_ddp_with_two_processes_trains(tmp_path, cli_env):
     assert "distributed_backend=gloo" in result.stderr and "All distributed processes registered" in result.stderr
     state = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 6
+
+
+TRAINERS = sorted(p.stem for p in (Path(__file__).parent.parent / "configs" / "trainer").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("trainer", TRAINERS)
+def test_every_trainer_config_composes_and_validates(trainer):
+    from pfnforge.train.run import TrainerConfig, typed
+
+    config = typed(TrainerConfig, compose_train_config([f"trainer={trainer}"]).trainer, "trainer")
+    assert config.max_steps > 0
+    if trainer.startswith("deepspeed"):
+        assert config.strategy == f"deepspeed_stage_{trainer[-1]}" and config.accelerator == "gpu"

@@ -45,6 +45,8 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     val_check_interval: int = 100
     """Optimiser steps between validations on the fixed validation set."""
+    compile: bool = False
+    """Compile the model with ``torch.compile`` (batch shapes vary per step: expect a few recompiles)."""
 
 
 @dataclass(kw_only=True)
@@ -103,6 +105,8 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     classification = prior.task in (Task.classification, Task.mixed)
     borders = _bucket_borders(prior, data, model.num_buckets) if regression else None
     module = PFNModule(model, optim, trainer_config.max_steps, borders, classification=classification)
+    if trainer_config.compile:
+        module.model = torch.compile(module.model, dynamic=True)
     strategy = trainer_config.strategy
     if prior.task is Task.mixed and strategy == "ddp":  # each step uses one of the two heads
         strategy = "ddp_find_unused_parameters_true"
