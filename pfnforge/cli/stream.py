@@ -16,20 +16,21 @@ from pfnforge.hyperpriors import IntRange, Range
 from pfnforge.stream.spec import StreamConfig
 
 
-def _int_range(text: str) -> IntRange:
-    low, _, high = text.partition("-")
-    try:
-        return IntRange(low=int(low), high=int(high or low))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH, got {text!r}") from error
+def _range_parser(kind: type, number: type):
+    """An argparse type for ``N`` or ``LOW-HIGH`` that builds a ``kind`` (IntRange or Range)."""
+
+    def parse(text: str):
+        low, _, high = text.partition("-")
+        try:
+            return kind(low=number(low), high=number(high or low))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH, got {text!r}: {error}") from error
+
+    return parse
 
 
-def _fraction_range(text: str) -> Range:
-    low, _, high = text.partition("-")
-    try:
-        return Range(low=float(low), high=float(high or low))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected F or LOW-HIGH, got {text!r}") from error
+_int_range = _range_parser(IntRange, int)
+_fraction_range = _range_parser(Range, float)
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
