@@ -186,3 +186,11 @@ def test_every_trainer_config_composes_and_validates(trainer):
     assert config.max_steps > 0
     if trainer.startswith("deepspeed"):
         assert config.strategy == f"deepspeed_stage_{trainer[-1]}" and config.accelerator == "gpu"
+
+
+def test_classification_prior_trains_with_the_classification_head(tmp_path):
+    out = run_training(_config(tmp_path, "cls", "prior=bnn", "prior.classification=true", "trainer.max_steps=3",
+                               "trainer.val_check_interval=3", "data.stream.num_features.high=3"))
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert any(k.startswith("model.classification_head") for k in state)
+    assert not any(k.startswith("model.regression_head") for k in state)

@@ -1,0 +1,142 @@
+"""``bnn``: datasets drawn from Bayesian neural networks, random MLPs with Gaussian weights.
+
+Per dataset a weight scale, bias scale and noise level are drawn from their hyperpriors; the network's
+depth, width and activation are fixed by the config. Each weight is N(0, weight_scale² / fan_in), so the
+pre-activation variance does not grow with width. Regression targets are the network's output plus
+Gaussian noise; classification targets come from thresholding that output at random quantiles (classes
+of random balance) or from sampling a softmax over per-class outputs.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from pfnforge.batch import PriorBatch
+from pfnforge.errors import ConfigError
+from pfnforge.hyperpriors import IntRange, Range, Scale
+from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
+
+MAX_CLASSES = 10
+
+
+class Activation(enum.Enum):
+    tanh = "tanh"
+    relu = "relu"
+    sigmoid = "sigmoid"
+    sin = "sin"
+    identity = "identity"
+
+
+class Labelling(enum.Enum):
+    """How a classification dataset's classes come from the network."""
+
+    threshold = "threshold"
+    """Cut the scalar output at random quantiles: class balance varies per dataset."""
+    softmax = "softmax"
+    """Sample each row's class from a softmax over per-class outputs."""
+
+
+_ACTIVATIONS = {
+    Activation.tanh: np.tanh,
+    Activation.relu: lambda h: np.maximum(h, 0.0),
+    Activation.sigmoid: lambda h: 1.0 / (1.0 + np.exp(-h)),
+    Activation.sin: np.sin,
+    Activation.identity: lambda h: h,
+}
+
+
+@dataclass(kw_only=True)
+class BNNConfig(PriorConfig):
+    """Architecture (fixed) and hyperpriors (drawn per dataset) of the BNN prior."""
+
+    classification: bool = False
+    """Classification datasets instead of regression ones."""
+    num_layers: int = 2
+    """Hidden layers (0: a linear model)."""
+    hidden_width: int = 32
+    """Units per hidden layer."""
+    activation: Activation = Activation.tanh
+    """Hidden-layer nonlinearity: tanh, relu, sigmoid, sin or identity."""
+    weight_scale: Range = field(default_factory=lambda: Range(low=0.5, high=2.0, scale=Scale.log))
+    """Weight std times sqrt(fan_in), per dataset (> 0)."""
+    bias_scale: Range = field(default_factory=lambda: Range(low=0.01, high=1.0, scale=Scale.log))
+    """Bias std, per dataset (> 0)."""
+    noise_std: Range = field(default_factory=lambda: Range(low=0.01, high=0.3, scale=Scale.log))
+    """Std of the Gaussian noise on the output, per dataset (> 0)."""
+    normal_inputs: bool = True
+    """Standard-normal features; false: uniform on [0, 1]."""
+    num_classes: IntRange = field(default_factory=lambda: IntRange(low=2, high=MAX_CLASSES))
+    """Classes per classification dataset, drawn per dataset (2..10)."""
+    labelling: Labelling = Labelling.threshold
+    """threshold (random quantile cuts of one output) or softmax (sampled from per-class outputs)."""
+
+    def __post_init__(self) -> None:
+        if self.num_layers < 0 or self.hidden_width < 1:
+            raise ConfigError(f"num_layers={self.num_layers} must be >= 0 and hidden_width={self.hidden_width} >= 1")
+        for name in ("weight_scale", "bias_scale", "noise_std"):
+            getattr(self, name).check(name, above=0.0)
+        if not 2 <= self.num_classes.low <= self.num_classes.high <= MAX_CLASSES:
+            raise ConfigError(f"num_classes=[{self.num_classes.low}, {self.num_classes.high}] is out of range: "
+                              f"classes must lie in [2, {MAX_CLASSES}]")
+
+
+class BNNPrior(Prior):
+    """Random MLPs with Gaussian weights; regression or classification."""
+
+    name: ClassVar[str] = "bnn"
+    task: ClassVar[Task] = Task.mixed  # per instance: what the config asks for
+    Config: ClassVar[type[PriorConfig]] = BNNConfig
+
+    def __init__(self, config: BNNConfig | None = None) -> None:
+        super().__init__(config)
+        self.task = Task.classification if self.config.classification else Task.regression
+
+    def sample(self, rng: np.random.Generator, shape: BatchShape) -> PriorBatch:
+        cfg: BNNConfig = self.config
+        B, R, F = shape.num_datasets, shape.num_rows, shape.num_features
+        if cfg.classification and cfg.num_classes.low > R:
+            raise ConfigError(f"{R} rows cannot hold num_classes.low={cfg.num_classes.low} classes: use more rows")
+        weight_scale, bias_scale, noise_std = (getattr(cfg, n).sample(rng, B)
+                                               for n in ("weight_scale", "bias_scale", "noise_std"))
+        x_BRF = rng.standard_normal((B, R, F)) if cfg.normal_inputs else rng.random((B, R, F))
+        softmax = cfg.classification and cfg.labelling is Labelling.softmax
+        widths = [cfg.hidden_width] * cfg.num_layers + [MAX_CLASSES if softmax else 1]
+        h_BRW, fan_in = x_BRF, F
+        for depth, width in enumerate(widths):
+            weights = rng.standard_normal((B, fan_in, width)) * (weight_scale / math.sqrt(fan_in))[:, None, None]
+            biases = rng.standard_normal((B, 1, width)) * bias_scale[:, None, None]
+            h_BRW = h_BRW @ weights + biases
+            if depth < len(widths) - 1:
+                h_BRW = _ACTIVATIONS[cfg.activation](h_BRW)
+            fan_in = width
+        out_BRW = h_BRW + noise_std[:, None, None] * rng.standard_normal(h_BRW.shape)
+        num_classes = np.zeros(B, dtype=np.int32)
+        if cfg.classification:
+            num_classes = cfg.num_classes.sample(rng, B).astype(np.int32)
+            y_BR = _labels(rng, out_BRW, num_classes, softmax)
+        else:
+            y_BR = out_BRW[..., 0]
+        return PriorBatch(x=x_BRF.astype(np.float32), y=y_BR.astype(np.float32), num_rows=R, num_features=F,
+                          num_train_rows=shape.num_train_rows, num_classes=num_classes, prior=self.name,
+                          hyperparameters={"weight_scale": weight_scale, "bias_scale": bias_scale,
+                                           "noise_std": noise_std})
+
+
+def _labels(rng: np.random.Generator, out_BRW: np.ndarray, num_classes_B: np.ndarray, softmax: bool) -> np.ndarray:
+    B, R, _ = out_BRW.shape
+    if softmax:  # Gumbel-max sampling over each dataset's first C outputs
+        gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, out_BRW.shape)))
+        masked = np.where(np.arange(MAX_CLASSES)[None, None, :] < num_classes_B[:, None, None],
+                          out_BRW + gumbel, -np.inf)
+        return masked.argmax(axis=-1).astype(np.float64)
+    y_BR = np.empty((B, R))
+    for b in range(B):  # C - 1 cuts at random quantiles of this dataset's outputs
+        quantiles = np.sort(rng.uniform(0, 1, num_classes_B[b] - 1))
+        cuts = np.quantile(out_BRW[b, :, 0], quantiles)
+        y_BR[b] = np.searchsorted(cuts, out_BRW[b, :, 0])
+    return y_BR

@@ -1,0 +1,77 @@
+"""The BNN prior draws what its weight scales imply, and classes as configured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pfnforge_priors.bnn import BNNPrior
+from scipy import stats
+
+from pfnforge.config import compose_prior_config
+from pfnforge.errors import ConfigError
+from pfnforge.prior import BatchShape, Task
+
+SHAPE = BatchShape(num_datasets=3000, num_rows=8, num_features=4, num_train_rows=4)
+
+
+def _prior(*overrides: str) -> BNNPrior:
+    return BNNPrior(compose_prior_config("bnn", list(overrides)))
+
+
+def test_linear_network_output_variance_follows_the_scales():
+    # y = x·w + b + noise, w ~ N(0, s²/F), b ~ N(0, c²), noise ~ N(0, n²), x ~ N(0, I): Var(y) = s² + c² + n²
+    prior = _prior("num_layers=0", "weight_scale.low=1.5", "weight_scale.high=1.5", "bias_scale.low=0.5",
+                   "bias_scale.high=0.5", "noise_std.low=0.2", "noise_std.high=0.2")
+    batch = prior.sample(np.random.default_rng(0), SHAPE)
+    assert np.var(batch.y) == pytest.approx(1.5**2 + 0.5**2 + 0.2**2, rel=0.05)
+
+
+def test_weight_scale_changes_the_spread_of_deep_networks():
+    quiet = ["bias_scale.low=0.001", "bias_scale.high=0.001", "noise_std.low=0.001", "noise_std.high=0.001"]
+    narrow = _prior("activation=identity", "weight_scale.low=0.5", "weight_scale.high=0.5", *quiet)
+    wide = _prior("activation=identity", "weight_scale.low=2", "weight_scale.high=2", *quiet)
+    rng = np.random.default_rng(1)
+    # three identity layers multiply the variance by s² each: (2 / 0.5)^6 = 4096 between the two
+    ratio = np.var(wide.sample(rng, SHAPE).y) / np.var(narrow.sample(rng, SHAPE).y)
+    assert 1500 < ratio < 10000
+
+
+def test_drawn_hyperparameters_follow_their_log_uniform_hyperprior():
+    batch = _prior().sample(np.random.default_rng(2), SHAPE)
+    scales = batch.hyperparameters["weight_scale"]
+    assert stats.kstest(np.log(scales), stats.uniform(np.log(0.5), np.log(4.0)).cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("labelling", ["threshold", "softmax"])
+def test_classes_stay_within_each_datasets_class_count(labelling):
+    prior = _prior("classification=true", f"labelling={labelling}", "num_classes.low=3", "num_classes.high=6")
+    assert prior.task is Task.classification
+    batch = prior.sample(np.random.default_rng(3), BatchShape(num_datasets=200, num_rows=60, num_features=3,
+                                                              num_train_rows=30))
+    assert set(np.unique(batch.num_classes)) == {3, 4, 5, 6}
+    assert np.all(batch.y >= 0) and np.all(batch.y < batch.num_classes[:, None])
+    assert np.array_equal(batch.y, np.round(batch.y))
+    # thresholds at random quantiles make classes of varying balance, all of them present on average
+    share_of_largest = [np.bincount(batch.y[b].astype(int)).max() / 60 for b in range(200)]
+    assert 0.3 < np.mean(share_of_largest) < 0.95
+
+
+@pytest.mark.parametrize(("override", "fragment"), [
+    ("num_classes.low=1", r"num_classes=\[1, 10\] is out of range"),
+    ("num_classes.high=11", r"num_classes=\[2, 11\] is out of range"),
+    ("num_layers=-1", "num_layers=-1 must be >= 0"),
+    ("noise_std.scale=linear", None),
+])
+def test_bad_settings_name_the_field(override, fragment):
+    if fragment is None:
+        compose_prior_config("bnn", [override])
+        return
+    with pytest.raises(ConfigError, match=fragment):
+        compose_prior_config("bnn", [override])
+
+
+def test_more_classes_than_rows_is_refused():
+    prior = _prior("classification=true", "num_classes.low=5")
+    with pytest.raises(ConfigError, match=r"3 rows cannot hold num_classes\.low=5"):
+        prior.sample(np.random.default_rng(0), BatchShape(num_datasets=2, num_rows=3, num_features=1,
+                                                          num_train_rows=1))
