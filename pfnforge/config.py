@@ -77,7 +77,8 @@ def to_prior_config(node: DictConfig) -> PriorConfig:
     try:
         return OmegaConf.to_object(node)
     except (ConfigError, OmegaConfBaseException) as error:
-        raise ConfigError(f"prior config {_invalid_field(node) or ''}: {error}") from error
+        field = _invalid_field(node)
+        raise ConfigError(f"prior config{' ' + field if field else ''}: {error}") from error
 
 
 def _invalid_field(node: DictConfig, path: str = "") -> str | None:

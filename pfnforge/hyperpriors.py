@@ -115,3 +115,24 @@ class Choice:
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` options as an object array of ``str``."""
         return np.asarray(self.options, dtype=object)[self.sample_indices(rng, size)]
+
+
+@dataclass(kw_only=True)
+class Gamma:
+    """A positive real hyperparameter drawn from a Gamma distribution (mean = shape × scale)."""
+
+    shape: float
+    """Shape k (> 0)."""
+    scale: float
+    """Scale θ (> 0)."""
+    offset: float = 0.0
+    """Added to every draw, e.g. to keep a noise level away from zero."""
+
+    def __post_init__(self) -> None:
+        if not (self.shape > 0 and self.scale > 0 and math.isfinite(self.offset)):
+            raise ConfigError(f"gamma hyperprior needs shape > 0 and scale > 0, got shape={self.shape}, "
+                              f"scale={self.scale}")
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw ``size`` values as float64."""
+        return self.offset + rng.gamma(self.shape, self.scale, size)

@@ -59,7 +59,7 @@ def test_classes_stay_within_each_datasets_class_count(labelling):
 @pytest.mark.parametrize(("override", "fragment"), [
     ("num_classes.low=1", r"num_classes=\[1, 10\] is out of range"),
     ("num_classes.high=11", r"num_classes=\[2, 11\] is out of range"),
-    ("num_layers=-1", "num_layers=-1 must be >= 0"),
+    ("num_layers=-1", "num_layers=-1 is out of range: it must be >= 0"),
     ("noise_std.scale=linear", None),
 ])
 def test_bad_settings_name_the_field(override, fragment):

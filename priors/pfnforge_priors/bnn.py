@@ -76,8 +76,10 @@ class BNNConfig(PriorConfig):
     """threshold (random quantile cuts of one output) or softmax (sampled from per-class outputs)."""
 
     def __post_init__(self) -> None:
-        if self.num_layers < 0 or self.hidden_width < 1:
-            raise ConfigError(f"num_layers={self.num_layers} must be >= 0 and hidden_width={self.hidden_width} >= 1")
+        if self.num_layers < 0:
+            raise ConfigError(f"num_layers={self.num_layers} is out of range: it must be >= 0")
+        if self.hidden_width < 1:
+            raise ConfigError(f"hidden_width={self.hidden_width} is out of range: it must be >= 1")
         for name in ("weight_scale", "bias_scale", "noise_std"):
             getattr(self, name).check(name, above=0.0)
         if not 2 <= self.num_classes.low <= self.num_classes.high <= MAX_CLASSES:
@@ -106,28 +108,35 @@ class BNNPrior(Prior):
         x_BRF = rng.standard_normal((B, R, F)) if cfg.normal_inputs else rng.random((B, R, F))
         softmax = cfg.classification and cfg.labelling is Labelling.softmax
         widths = [cfg.hidden_width] * cfg.num_layers + [MAX_CLASSES if softmax else 1]
-        h_BRW, fan_in = x_BRF, F
-        for depth, width in enumerate(widths):
-            weights = rng.standard_normal((B, fan_in, width)) * (weight_scale / math.sqrt(fan_in))[:, None, None]
-            biases = rng.standard_normal((B, 1, width)) * bias_scale[:, None, None]
-            h_BRW = h_BRW @ weights + biases
-            if depth < len(widths) - 1:
-                h_BRW = _ACTIVATIONS[cfg.activation](h_BRW)
-            fan_in = width
-        out_BRW = h_BRW + noise_std[:, None, None] * rng.standard_normal(h_BRW.shape)
-        num_classes = np.zeros(B, dtype=np.int32)
-        if cfg.classification:
-            num_classes = cfg.num_classes.sample(rng, B).astype(np.int32)
-            y_BR = _labels(rng, out_BRW, num_classes, softmax)
-        else:
-            y_BR = out_BRW[..., 0]
+        out_BRW = random_mlp(rng, x_BRF, widths, cfg.activation, weight_scale, bias_scale)
+        out_BRW += noise_std[:, None, None] * rng.standard_normal(out_BRW.shape)
+        num_classes = cfg.num_classes.sample(rng, B).astype(np.int32) if cfg.classification else 0
+        y_BR = outputs_to_targets(rng, out_BRW, num_classes, softmax) if cfg.classification else out_BRW[..., 0]
         return PriorBatch(x=x_BRF.astype(np.float32), y=y_BR.astype(np.float32), num_rows=R, num_features=F,
                           num_train_rows=shape.num_train_rows, num_classes=num_classes, prior=self.name,
                           hyperparameters={"weight_scale": weight_scale, "bias_scale": bias_scale,
                                            "noise_std": noise_std})
 
 
-def _labels(rng: np.random.Generator, out_BRW: np.ndarray, num_classes_B: np.ndarray, softmax: bool) -> np.ndarray:
+def random_mlp(rng: np.random.Generator, x_BRF: np.ndarray, widths: list[int], activation: Activation,
+               weight_scale_B: np.ndarray, bias_scale_B: np.ndarray) -> np.ndarray:
+    """(B, R, widths[-1]) outputs of one random MLP per dataset: weights N(0, scale² / fan_in), biases
+    N(0, bias_scale²), ``activation`` between layers, none after the last."""
+    B, _, fan_in = x_BRF.shape
+    h_BRW = x_BRF
+    for depth, width in enumerate(widths):
+        weights = rng.standard_normal((B, fan_in, width)) * (weight_scale_B / math.sqrt(fan_in))[:, None, None]
+        biases = rng.standard_normal((B, 1, width)) * bias_scale_B[:, None, None]
+        h_BRW = h_BRW @ weights + biases
+        if depth < len(widths) - 1:
+            h_BRW = _ACTIVATIONS[activation](h_BRW)
+        fan_in = width
+    return h_BRW
+
+
+def outputs_to_targets(rng: np.random.Generator, out_BRW: np.ndarray, num_classes_B: np.ndarray,
+                       softmax: bool) -> np.ndarray:
+    """(B, R) class labels: Gumbel-max over the first C outputs, or cuts of output 0 at random quantiles."""
     B, R, _ = out_BRW.shape
     if softmax:  # Gumbel-max sampling over each dataset's first C outputs
         gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, out_BRW.shape)))
