@@ -21,14 +21,14 @@ import multiprocessing as mp
 import time
 
 import numpy as np
-from pfnforge_priors.gp import GPPrior
-from pfnforge_priors.gp.expression import KernelExpression
 from scipy.linalg import blas, lapack
 from threadpoolctl import threadpool_limits
 
 from pfnforge.blocks.covariance import covariance_matrix
 from pfnforge.config import compose_prior_config
 from pfnforge.prior import BatchShape
+from pfnforge_priors.gp import GPPrior
+from pfnforge_priors.gp.expression import KernelExpression
 
 SHAPES = [(64, 100, 5), (4, 2010, 5)]
 

@@ -44,7 +44,10 @@ def plot_batch(batch: PriorBatch, out: Path, *, title: str, max_datasets: int = 
             ax.plot(x[order], y[order], color="0.75", lw=1, zorder=0)
         ax.scatter(x[:n_train], y[:n_train], s=10, color="C0", label="train")
         ax.scatter(x[n_train:], y[n_train:], s=12, facecolors="none", edgecolors="C1", label="test")
-        ax.set_title(_caption(batch, b), fontsize=7)
+        caption = _caption(batch, b)
+        if batch.prior[b] not in title:  # a mixture: say which component drew the dataset
+            caption = f"[{batch.prior[b]}]\n{caption}"
+        ax.set_title(caption, fontsize=7)
         ax.tick_params(labelsize=7)
     axes.flat[0].legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pfnforge_priors.arch import ArchPrior
 from scipy import stats
 
 from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError
 from pfnforge.hyperpriors import Gamma
 from pfnforge.prior import BatchShape
+from pfnforge_priors.arch import ArchPrior
 
 SHAPE = BatchShape(num_datasets=1500, num_rows=10, num_features=3, num_train_rows=5)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pfnforge_priors.bnn import BNNPrior
 from scipy import stats
 
 from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError
 from pfnforge.prior import BatchShape, Task
+from pfnforge_priors.bnn import BNNPrior
 
 SHAPE = BatchShape(num_datasets=3000, num_rows=8, num_features=4, num_train_rows=4)
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import pytest
-from pfnforge_priors.gp import GPConfig
 
 from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError, UnknownPriorError
 from pfnforge.hyperpriors import Scale
 from pfnforge.prior import BatchShape
+from pfnforge_priors.gp import GPConfig
 
 
 def test_overrides_reach_the_typed_config():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pfnforge_priors.gp import GPPrior, exact_posterior
-from pfnforge_priors.gp.sampler import sample_gp_targets
 from scipy import stats
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process import kernels as sk
@@ -14,6 +12,8 @@ from pfnforge.blocks.covariance import KERNEL_CODES, NO_TERM, covariance_matrix
 from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError
 from pfnforge.prior import BatchShape
+from pfnforge_priors.gp import GPPrior, exact_posterior
+from pfnforge_priors.gp.sampler import sample_gp_targets
 
 
 def _draw_fixed_x(x_FR, kernel, lengthscales, periods, outputscale, noise, num_draws, seed=0, jitter_tries=6):

@@ -142,6 +142,9 @@ class PFN(nn.Module):
                             num_classes: torch.Tensor) -> torch.Tensor:
         """(B, R - T) log-likelihood of the test targets, in the targets' own units."""
         is_classification = bool(num_classes[0] > 0)
+        if bool((num_classes > 0).any()) and bool((num_classes == 0).any()):
+            raise ConfigError("this batch mixes regression and classification datasets; a step trains one head: "
+                              "mix such priors per batch (prior.per=batch)")
         logits, y_mean_B1, y_std_B1 = self(x_BRF, y_BR, num_train_rows, is_classification)
         y_test_BT = y_BR[:, num_train_rows:]
         if is_classification:

@@ -1,0 +1,72 @@
+"""The PFN transformer and its bar distribution, checked against what they must be."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pfnforge.errors import ConfigError
+from pfnforge.model.bar import BarDistribution, fit_borders
+from pfnforge.model.pfn import PFN, ModelConfig
+
+REGRESSION = torch.zeros(4, dtype=torch.int32)
+
+
+@pytest.fixture
+def model() -> PFN:
+    torch.manual_seed(0)
+    borders = fit_borders(torch.randn(5000), 30)
+    return PFN(ModelConfig(embed_dim=32, num_layers=2, num_heads=4, num_buckets=30, max_features=4), borders,
+               classification=True).eval()
+
+
+def test_bar_density_integrates_to_one_and_has_full_support():
+    bar = BarDistribution(fit_borders(torch.randn(10_000), 40))
+    logits = torch.randn(1, 1, 40)
+    y = torch.linspace(-20, 20, 400_001)
+    density = bar.log_density(logits.expand(1, len(y), 40), y[None]).exp()[0]
+    assert torch.trapezoid(density, y).item() == pytest.approx(1.0, abs=2e-3)
+    assert density[0] > 0 and density[-1] > 0  # tails: every value has positive density
+
+
+def test_predictions_ignore_row_order_and_other_test_rows(model):
+    x, y = torch.rand(4, 30, 3), torch.randn(4, 30)
+    base = model.test_log_likelihood(x, y, 10, REGRESSION)
+    order = torch.cat([torch.randperm(10), 10 + torch.randperm(20)])
+    shuffled = model.test_log_likelihood(x[:, order], y[:, order], 10, REGRESSION)
+    torch.testing.assert_close(shuffled, base[:, order[10:] - 10], rtol=1e-4, atol=1e-5)
+    # a test row's prediction does not depend on the other test rows
+    alone = model.test_log_likelihood(x[:, :11], y[:, :11], 10, REGRESSION)
+    torch.testing.assert_close(alone[:, 0], base[:, 0], rtol=1e-4, atol=1e-5)
+
+
+def test_training_targets_matter(model):
+    x, y = torch.rand(4, 30, 3), torch.randn(4, 30)
+    changed = y.clone()
+    changed[:, :10] += 3.0
+    assert not torch.allclose(model.test_log_likelihood(x, y, 10, REGRESSION),
+                              model.test_log_likelihood(x, changed, 10, REGRESSION))
+
+
+def test_classification_puts_no_mass_beyond_a_datasets_classes(model):
+    x, y = torch.rand(4, 30, 3), torch.randint(0, 3, (4, 30)).float()
+    log_likelihood = model.test_log_likelihood(x, y, 10, torch.full((4,), 3, dtype=torch.int32))
+    logits, _, _ = model(x, y, 10, True)
+    probabilities = torch.softmax(logits.masked_fill(torch.arange(10) >= 3, float("-inf")), -1)
+    torch.testing.assert_close(probabilities[..., :3].sum(-1), torch.ones(4, 20))
+    assert torch.isfinite(log_likelihood).all()
+
+
+@pytest.mark.parametrize(("features", "split", "classes", "fragment"), [
+    (5, 10, REGRESSION, "this model takes at most 4"),
+    (3, 30, REGRESSION, "split point 30 must leave"),
+    (3, 10, torch.tensor([0, 2, 0, 0], dtype=torch.int32), "mixes regression and classification"),
+])
+def test_inputs_beyond_the_models_limits_are_refused(model, features, split, classes, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        model.test_log_likelihood(torch.rand(4, 30, features), torch.randn(4, 30), split, classes)
+
+
+def test_model_config_validation():
+    with pytest.raises(ConfigError, match="num_heads=3 must divide"):
+        ModelConfig(embed_dim=32, num_heads=3)
