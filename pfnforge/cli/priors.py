@@ -1,4 +1,4 @@
-"""``pfnforge priors``: list, show, sample, preview and benchmark the installed priors."""
+"""``pfnforge priors``: list, show, sample, preview, summarise and benchmark the installed priors."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     preview = with_shape("preview", "plot sample datasets to a PNG", 9, 60, 1)
     preview.add_argument("--out", type=Path, default=None, help="output PNG (default <name>-preview.png)")
     preview.set_defaults(run=run_preview)
+    stats = with_shape("stats", "summary statistics of many draws", 64, 100, 5)
+    stats.add_argument("--batches", type=int, default=10, help="batches to draw")
+    stats.set_defaults(run=run_stats)
     bench = with_shape("bench", "datasets/s at a shape and worker count", 64, 100, 5)
     bench.add_argument("--workers", type=int, default=1, help="worker processes, one core each")
     bench.add_argument("--repeats", type=int, default=5, help="timed batches per worker")
@@ -134,6 +137,19 @@ def run_preview(args: argparse.Namespace) -> int:
     out = args.out or Path(f"{args.name}-preview.png")
     plot_batch(batch, out, title=f"{args.name} prior, seed {args.seed}")
     print(f"wrote {out.resolve()}")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from pfnforge.stats import summarize
+
+    prior, shape = _prior_and_shape(args)
+    rng = np.random.default_rng(args.seed)
+    print(f"drawing {args.batches} batches of {shape.num_datasets} datasets from {prior.name} ...", file=sys.stderr)
+    summary = summarize([prior.sample(rng, shape) for _ in range(args.batches)])
+    width = max(len(key) for key in summary)
+    for key, value in summary.items():
+        print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     return 0
 
 
