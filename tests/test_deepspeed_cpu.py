@@ -1,0 +1,46 @@
+"""DeepSpeed ZeRO 1-3 on 2 CPU processes (gloo) trains the PFN exactly as one process on both batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("deepspeed", reason="DeepSpeed is the optional extra pfnforge[deepspeed]")
+
+from tests.deepspeed_worker import STEPS, batch, loss_of, setup_model
+
+
+def _reference_losses() -> list[float]:
+    """One process, the two ranks' batches together: what data-parallel training must reproduce."""
+    model, optimizer = setup_model()
+    losses = []
+    for step in range(STEPS):
+        (x0, y0), (x1, y1) = batch(0, step), batch(1, step)
+        loss = (loss_of(model, x0, y0) + loss_of(model, x1, y1)) / 2  # DP averages the two ranks' gradients
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(float(loss))
+    return losses
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_zero_stage_matches_single_process_training(stage, tmp_path, cli_env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "losses.json"
+    env = dict(cli_env, OMP_NUM_THREADS="1", PFNFORGE_TEST_PORT=str(port))
+    result = subprocess.run([sys.executable, "-m", "tests.deepspeed_worker", str(stage), str(out)],
+                            env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(
+                                os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = json.loads(out.read_text())
+    assert losses == pytest.approx(_reference_losses(), rel=1e-4, abs=1e-5)
