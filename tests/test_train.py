@@ -194,3 +194,17 @@ def test_classification_prior_trains_with_the_classification_head(tmp_path):
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert any(k.startswith("model.classification_head") for k in state)
     assert not any(k.startswith("model.regression_head") for k in state)
+
+
+def test_fsdp2_with_two_processes_trains_and_resumes(tmp_path, cli_env):
+    cli_env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "pfnforge.cli", "train", "trainer=fsdp2", f"paths.output_dir={tmp_path / 'fsdp'}",
+               f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "model.embed_dim=32", "data.num_workers=0",
+               "trainer.val_check_interval=3", "trainer.enable_progress_bar=false"]
+    for steps in (4, 7):  # the second call resumes from the first one's checkpoint
+        result = subprocess.run([*command, f"trainer.max_steps={steps}"], env=cli_env, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in result.stderr
+    state = torch.load(tmp_path / "fsdp" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 7 and state["PriorDataModule"]["next_batch"] == 7

@@ -40,6 +40,19 @@ class PFNModule(L.LightningModule):
         self.max_steps = max_steps
         self._last_step_end: float | None = None
 
+    def configure_model(self) -> None:
+        """Under FSDP2 (``trainer.strategy=fsdp2``) shard each layer, then the rest, over the data-parallel mesh."""
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        if self._trainer is None or not isinstance(self.trainer.strategy, ModelParallelStrategy):
+            return
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = self.device_mesh["data_parallel"]
+        for layer in self.model.layers:
+            fully_shard(layer, mesh=mesh)
+        fully_shard(self.model, mesh=mesh)
+
     def training_step(self, batch: StepBatch, batch_idx: int) -> torch.Tensor:
         log_likelihood_BT = self.model.test_log_likelihood(batch.x, batch.y, batch.num_train_rows,
                                                            batch.num_classes)

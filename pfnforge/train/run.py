@@ -110,6 +110,11 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     strategy = trainer_config.strategy
     if prior.task is Task.mixed and strategy == "ddp":  # each step uses one of the two heads
         strategy = "ddp_find_unused_parameters_true"
+    if strategy == "fsdp2":  # FSDP2 (fully_shard) through Lightning's ModelParallelStrategy; runs on CPU too
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        strategy = ModelParallelStrategy(data_parallel_size=trainer_config.devices * trainer_config.num_nodes,
+                                         tensor_parallel_size=1, save_distributed_checkpoint=False)
     logger = ResilientMLFlowLogger(experiment_name=logger_config.experiment, run_name=cfg.run_name,
                                    tracking_uri=logger_config.tracking_uri, log_model=True)
     flat = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
