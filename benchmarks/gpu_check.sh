@@ -18,6 +18,7 @@ run() {
 run single-bf16 trainer=gpu
 run compiled trainer=gpu trainer.compile=true
 run fsdp trainer=fsdp
+run fsdp2 trainer=fsdp2 trainer.accelerator=gpu trainer.devices=1
 for stage in 1 2 3; do run "deepspeed-zero$stage" "trainer=deepspeed_zero$stage"; done
 if [ "$gpus" -ge 2 ]; then run ddp trainer=ddp trainer.accelerator=gpu "trainer.devices=$gpus"; fi
 run base-throughput trainer=gpu model=base trainer.max_steps=100 trainer.log_every_n_steps=10
