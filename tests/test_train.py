@@ -106,7 +106,7 @@ def test_killed_training_process_resumes_with_the_same_command(tmp_path, cli_env
                "data.num_workers=1", "trainer.max_steps=400", "trainer.checkpoint_every_n_steps=10"]
     process = subprocess.Popen(command, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    checkpoint = tmp_path / "run" / "checkpoints" / "epoch=0-step=20.ckpt"
+    checkpoint = tmp_path / "run" / "checkpoints" / "epoch=0-step=30.ckpt"  # by then last.ckpt holds >= 20
     deadline = time.monotonic() + 240
     while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
@@ -123,6 +123,18 @@ def test_killed_training_process_resumes_with_the_same_command(tmp_path, cli_env
     final = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert final["global_step"] == max(40, killed_at)
     assert final["PriorDataModule"]["next_batch"] == final["global_step"]
+
+
+def test_a_torn_last_checkpoint_falls_back_to_the_newest_intact_one(tmp_path):
+    steps = ["trainer.max_steps=10", "trainer.checkpoint_every_n_steps=5"]
+    run_training(_config(tmp_path, "torn", *steps))
+    last = tmp_path / "torn" / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # as if killed while writing it
+    recorder = LossRecorder()
+    with pytest.warns(RuntimeWarning, match="last.ckpt is unreadable"):
+        run_training(_config(tmp_path, "torn", "trainer.max_steps=12", "trainer.checkpoint_every_n_steps=5"),
+                     callbacks=[recorder])
+    assert sorted(recorder.losses) == [11, 12]  # resumed from the step-10 checkpoint
 
 
 def test_bad_training_config_names_the_group():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,20 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def _resume_checkpoint(directory: Path) -> Path | None:
+    """The newest checkpoint that loads: ``last.ckpt``, or, if a kill tore it, the newest step checkpoint."""
+    candidates = sorted(directory.glob("*.ckpt"), key=lambda p: (p.name == "last.ckpt", p.stat().st_mtime),
+                        reverse=True)
+    for path in candidates:
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            return path
+        except Exception as error:
+            warnings.warn(f"checkpoint {path} is unreadable ({type(error).__name__}); trying an older one",
+                          RuntimeWarning, stacklevel=2)
+    return None
+
+
 def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
     """Train as ``cfg`` says; returns the run's output directory."""
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -134,9 +149,9 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
         val_check_interval=trainer_config.val_check_interval, check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
     )
-    last = output_dir / "checkpoints" / "last.ckpt"
+    resume_from = _resume_checkpoint(output_dir / "checkpoints")
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     logger.log_file(str(output_dir / "config.yaml"))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     return output_dir
