@@ -83,7 +83,7 @@ def test_tiny_gp_pfn_trains_and_is_tracked_in_mlflow(tmp_path):
     assert len(history) == 40
     assert {"data/wait_fraction", "throughput/datasets_per_s", "lr-AdamW"} & set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "last"} <= artifacts  # the resolved config and the final checkpoint
+    assert {"config.yaml", "prior-preview.png", "last"} <= artifacts  # config, prior preview, final checkpoint
     assert "last/last.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "last")}
 
 

@@ -20,7 +20,7 @@ from pfnforge.config import to_prior_config
 from pfnforge.errors import ConfigError
 from pfnforge.model.bar import fit_borders
 from pfnforge.model.pfn import ModelConfig
-from pfnforge.prior import Task
+from pfnforge.prior import BatchShape, Task
 from pfnforge.stream.spec import batch_rng, batch_shape
 from pfnforge.train.data import DataConfig, PriorDataModule
 from pfnforge.train.module import OptimConfig, PFNModule
@@ -76,6 +76,17 @@ def _bucket_borders(prior, data: DataConfig, num_buckets: int) -> torch.Tensor:
         mean, std = y[:, :T].mean(1, keepdim=True), y[:, :T].std(1, keepdim=True, unbiased=False)
         samples.append(((y[:, T:] - mean) / std.clamp_min(1e-6)).flatten())
     return fit_borders(torch.cat(samples), num_buckets)
+
+
+def _preview(prior, data: DataConfig, path: Path) -> Path:
+    """A PNG of a few datasets of the training stream's first batch shape, logged with the run."""
+    from pfnforge.preview import plot_batch
+
+    shape = batch_shape(data.stream, 0)
+    batch = prior.sample(batch_rng(data.stream, _BORDER_RANK, 0), BatchShape(
+        num_datasets=min(9, shape.num_datasets), num_rows=shape.num_rows, num_features=shape.num_features,
+        num_train_rows=shape.num_train_rows))
+    return plot_batch(batch, path, title=f"{prior.name} prior (training shapes)")
 
 
 def _git_commit() -> str:
@@ -153,5 +164,6 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     logger.log_file(str(output_dir / "config.yaml"))
+    logger.log_file(str(_preview(prior, data, output_dir / "prior-preview.png")))
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     return output_dir
