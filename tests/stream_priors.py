@@ -29,9 +29,13 @@ class MisbehavingPrior(Prior):
     def sample(self, rng: np.random.Generator, shape: BatchShape) -> PriorBatch:
         if shape.num_rows == self.config.fail_when_rows:
             raise ValueError(f"refusing {shape.num_rows} rows")
-        if self.config.crash_marker and os.path.exists(self.config.crash_marker):
-            os.unlink(self.config.crash_marker)
-            os.kill(os.getpid(), signal.SIGKILL)
+        if self.config.crash_marker:
+            try:
+                os.unlink(self.config.crash_marker)  # atomic: exactly one worker wins the marker
+            except FileNotFoundError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
         x = rng.random((shape.num_datasets, shape.num_rows, shape.num_features), dtype=np.float32)
         return PriorBatch(x=x, y=x.sum(axis=2), num_rows=shape.num_rows, num_features=shape.num_features,
                           num_train_rows=shape.num_train_rows, num_classes=0, prior=self.name)
