@@ -78,9 +78,9 @@ def _worker_main(prior: Prior, connection: Connection, directory: str) -> None:
                 path = Path(directory) / f"{uuid.uuid4().hex}.arrow"
                 with open(path, "wb") as handle:
                     handle.write(payload)
-                connection.send(("ok", task, str(path), payload.size))
+                connection.send(("ok", task, str(path)))
             except Exception:
-                connection.send(("error", task, traceback.format_exc(), 0))
+                connection.send(("error", task, traceback.format_exc()))
 
 
 class WorkerPool:
@@ -94,7 +94,7 @@ class WorkerPool:
         self._lock = threading.Condition()
         self._workers: dict[int, tuple[mp.process.BaseProcess, Connection]] = {}
         self._held: dict[int, set[Task]] = {}
-        self._results: dict[Task, tuple[str, str, int]] = {}
+        self._results: dict[Task, tuple[str, str]] = {}
         self._ids = itertools.count()
         self._closed = False
         self._fatal: str | None = None
@@ -146,7 +146,7 @@ class WorkerPool:
                 raise TimeoutError(f"batch {task.k} of rank {task.rank} not ready after {timeout} s")
             if task not in self._results:
                 raise PfnforgeError("the worker pool was closed while waiting for a batch")
-            status, detail, _ = self._results.pop(task)
+            status, detail = self._results.pop(task)
         if status == "error":
             raise WorkerError(f"worker failed on batch {task.k} of rank {task.rank}:\n{detail}")
         with pa.memory_map(detail, "r") as mapped:
@@ -175,10 +175,10 @@ class WorkerPool:
         """Record every result waiting in a worker's pipe; False once the pipe is closed."""
         try:
             while connection.poll():
-                status, task, detail, nbytes = connection.recv()
+                status, task, detail = connection.recv()
                 with self._lock:
                     self._held[worker_id].discard(task)
-                    self._results[task] = (status, detail, nbytes)
+                    self._results[task] = (status, detail)
                     self._deaths_since_result = 0
                     self._lock.notify_all()
         except (EOFError, OSError):
