@@ -203,9 +203,16 @@ def test_every_trainer_config_composes_and_validates(trainer):
 def test_classification_prior_trains_with_the_classification_head(tmp_path):
     out = run_training(_config(tmp_path, "cls", "prior=bnn", "prior.classification=true", "trainer.max_steps=3",
                                "trainer.val_check_interval=3", "data.stream.num_features.high=3"))
-    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    state = checkpoint["state_dict"]
     assert any(k.startswith("model.classification_head") for k in state)
     assert not any(k.startswith("model.regression_head") for k in state)
+    # the checkpoint alone says how to rebuild the model and what inputs it was trained within
+    meta = checkpoint["pfnforge"]
+    assert meta["classification"] and not meta["regression"] and meta["global_step"] == 3
+    assert meta["prior"]["name"] == "bnn" and meta["prior"]["task"] == "classification"
+    assert meta["model"]["embed_dim"] == 32 and meta["config"]["trainer"]["max_steps"] == 3
+    assert meta["limits"] == {"max_rows": 50, "max_features": 3, "max_classes": 10}
 
 
 def test_fsdp2_with_two_processes_trains_and_resumes(tmp_path, cli_env):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 import torch
@@ -31,14 +33,33 @@ class OptimConfig:
                               f"weight_decay={self.weight_decay}, warmup_steps={self.warmup_steps}")
 
 
+CHECKPOINT_FORMAT_VERSION = 1
+"""Version of the ``"pfnforge"`` entry every checkpoint carries (see ``on_save_checkpoint``)."""
+
+
 class PFNModule(L.LightningModule):
     def __init__(self, model: ModelConfig, optim: OptimConfig, max_steps: int, borders: torch.Tensor | None,
-                 *, classification: bool) -> None:
+                 *, classification: bool, metadata: dict[str, Any] | None = None) -> None:
+        """``metadata``: what a checkpoint must say about the run besides tensors (prior, resolved config,
+        input limits); stored under ``"pfnforge"`` so a checkpoint alone rebuilds the model."""
         super().__init__()
         self.model = PFN(model, borders, classification=classification)
+        self.model_config = model
         self.optim = optim
         self.max_steps = max_steps
+        self.metadata = metadata or {}
         self._last_step_end: float | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Plain types only, so the checkpoint still loads with ``torch.load(..., weights_only=True)``."""
+        checkpoint["pfnforge"] = {
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "model": dataclasses.asdict(self.model_config),
+            "classification": self.model.classification_head is not None,
+            "regression": self.model.regression_head is not None,
+            **self.metadata,
+            "global_step": int(self.global_step),
+        }
 
     def configure_model(self) -> None:
         """Under FSDP2 (``trainer.strategy=fsdp2``) shard each layer, then the rest, over the data-parallel mesh."""

@@ -89,6 +89,18 @@ def _preview(prior, data: DataConfig, path: Path) -> Path:
     return plot_batch(batch, path, title=f"{prior.name} prior (training shapes)")
 
 
+def _checkpoint_metadata(prior, data: DataConfig, model: ModelConfig, flat: dict) -> dict:
+    """What a checkpoint says besides tensors: the prior, the resolved config and the input limits the
+    model was trained within (rows and features of the stream, classes of the head)."""
+    return {
+        "prior": {"name": prior.name, "task": prior.task.value, "config": flat.get("prior", {})},
+        "config": flat,
+        "limits": {"max_rows": data.stream.num_rows.high,
+                   "max_features": min(data.stream.num_features.high, model.max_features),
+                   "max_classes": model.max_classes},
+    }
+
+
 def _git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -130,7 +142,9 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     regression = prior.task in (Task.regression, Task.mixed)
     classification = prior.task in (Task.classification, Task.mixed)
     borders = _bucket_borders(prior, data, model.num_buckets) if regression else None
-    module = PFNModule(model, optim, trainer_config.max_steps, borders, classification=classification)
+    flat = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    module = PFNModule(model, optim, trainer_config.max_steps, borders, classification=classification,
+                       metadata=_checkpoint_metadata(prior, data, model, flat))
     if trainer_config.compile:
         module.model = torch.compile(module.model, dynamic=True)
     strategy = trainer_config.strategy
@@ -143,7 +157,6 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
                                          tensor_parallel_size=1, save_distributed_checkpoint=False)
     logger = ResilientMLFlowLogger(experiment_name=logger_config.experiment, run_name=cfg.run_name,
                                    tracking_uri=logger_config.tracking_uri, log_model=True)
-    flat = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     logger.log_hyperparams({**flat, "git_commit": _git_commit(),
                             "slurm_job_id": os.environ.get("SLURM_JOB_ID", "none")})
     checkpoints = ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=-1,
