@@ -24,3 +24,11 @@ class PluginError(PfnforgeError):
 
 class SchemaError(PfnforgeError, ValueError):
     """An Arrow batch that does not follow the pfnforge batch schema it claims."""
+
+
+class ModelNotFoundError(PfnforgeError, LookupError):
+    """A model source (path, registry name, version, alias or run) that does not exist; the message lists
+    what does."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
