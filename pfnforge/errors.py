@@ -32,3 +32,8 @@ class ModelNotFoundError(PfnforgeError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class InputError(PfnforgeError, ValueError):
+    """Data a trained model cannot take (beyond its limits, a bad target, unknown columns); the message names
+    the problem and what to do."""
