@@ -30,9 +30,6 @@ class ModelNotFoundError(PfnforgeError, LookupError):
     """A model source (path, registry name, version, alias or run) that does not exist; the message lists
     what does."""
 
-    def __str__(self) -> str:
-        return str(self.args[0])
-
 
 class InputError(PfnforgeError, ValueError):
     """Data a trained model cannot take (beyond its limits, a bad target, unknown columns); the message names

@@ -1,0 +1,138 @@
+"""The MLflow pyfunc flavour of a trained PFN: one frame in, predictions for its query rows out.
+
+A PFN learns from the rows it is given at prediction time, so the frame holds both: training rows with
+their target, and query rows, told apart by the column ``__pfnforge_split__`` (``"train"`` or ``"query"``).
+The target column is ``params["target"]`` (default: the name given at registration, ``target``); its
+values on query rows are ignored. Every other column is a feature. The answer has one row per query row,
+in their order: class probabilities (one column per class, named by the class label), the predicted
+class (``output="class"``), or the predictive ``mean``, ``median`` or quantiles (``q0.1`` ...) of a
+regression. The frame format is documented in docs/serving.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from pfnforge.errors import ConfigError
+
+SPLIT_COLUMN = "__pfnforge_split__"
+"""The column that marks each row as a training row (``"train"``) or a row to predict (``"query"``)."""
+SPLITS = ("train", "query")
+OUTPUTS = {"classification": ("proba", "class"), "regression": ("mean", "median", "quantiles")}
+DEFAULT_PARAMS: dict[str, Any] = {"target": "target", "task": "auto", "output": "auto",
+                                  "quantiles": [0.1, 0.5, 0.9], "n_estimators": 4, "random_state": 0}
+"""The parameters ``predict`` accepts (also the model signature's parameter schema), with defaults."""
+
+
+def _infer_task(trained, target_values: pd.Series, requested: str) -> str:
+    if requested != "auto":
+        if requested not in OUTPUTS:
+            raise ConfigError(f"params task={requested!r} is unknown: choose auto, classification or regression")
+        return requested
+    if trained.task != "mixed":
+        return trained.task
+    # a model with both heads: a float target with non-integer values is a regression target
+    numeric = pd.api.types.is_float_dtype(target_values) and not np.all(np.mod(target_values.dropna(), 1) == 0)
+    return "regression" if numeric else "classification"
+
+
+def split_frame(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """(training features, training target, query features) of a pyfunc input frame; clear errors on bad
+    frames."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ConfigError(f"the input must be a pandas DataFrame (dataframe_split over HTTP), got "
+                          f"{type(frame).__name__}")
+    if SPLIT_COLUMN not in frame.columns:
+        raise ConfigError(f"the input frame has no {SPLIT_COLUMN!r} column: mark each row as 'train' (a row with "
+                          f"its target, to learn from) or 'query' (a row to predict); columns were "
+                          f"{list(frame.columns)[:20]}")
+    if target not in frame.columns:
+        raise ConfigError(f"the input frame has no target column {target!r}: name it with params "
+                          f"{{'target': ...}}; columns were {list(frame.columns)[:20]}")
+    split = frame[SPLIT_COLUMN].astype(str)
+    unknown = sorted(set(split) - set(SPLITS))
+    if unknown:
+        raise ConfigError(f"{SPLIT_COLUMN} holds {unknown[:5]}: each row must be 'train' or 'query'")
+    features = frame.drop(columns=[SPLIT_COLUMN, target])
+    is_train = (split == "train").to_numpy()
+    if not is_train.any() or is_train.all():
+        raise ConfigError(f"the input frame needs at least one 'train' and one 'query' row in {SPLIT_COLUMN} "
+                          f"(got {int(is_train.sum())} train and {int((~is_train).sum())} query rows)")
+    return features[is_train], frame.loc[is_train, target], features[~is_train]
+
+
+class PFNPyfuncModel(mlflow.pyfunc.PythonModel):
+    """``mlflow.pyfunc`` wrapper around ``PFNClassifier`` / ``PFNRegressor``; its one artifact, ``model``, is
+    a pfnforge model directory; its model config may name the default ``target`` column."""
+
+    def __init__(self) -> None:
+        self.target = "target"
+        self.trained = None
+
+    def load_context(self, context) -> None:
+        from pfnforge.inference.artifact import load_model_dir
+
+        self.target = (context.model_config or {}).get("target", "target")
+        self.trained = load_model_dir(context.artifacts["model"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return predict_frame(self.trained, model_input, {"target": self.target, **(params or {})})
+
+
+def predict_frame(trained, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Predictions for the query rows of ``frame`` (see the module docstring) with ``trained``."""
+    from pfnforge.inference.estimators import PFNClassifier, PFNRegressor
+
+    unknown = sorted(set(params or {}) - set(DEFAULT_PARAMS))
+    if unknown:
+        raise ConfigError(f"unknown params {unknown}: predict takes {sorted(DEFAULT_PARAMS)}")
+    params = {**DEFAULT_PARAMS, **{k: v for k, v in (params or {}).items() if v is not None}}
+    x_train, y_train, x_query = split_frame(frame, str(params["target"]))
+    task = _infer_task(trained, y_train, str(params["task"]))
+    output = OUTPUTS[task][0] if params["output"] == "auto" else str(params["output"])
+    if output not in OUTPUTS[task]:
+        raise ConfigError(f"params output={output!r} does not apply to {task}: choose one of "
+                          f"{', '.join(('auto', *OUTPUTS[task]))}")
+    options = {"n_estimators": int(params["n_estimators"]), "random_state": int(params["random_state"])}
+    if task == "classification":
+        classifier = PFNClassifier(trained, **options).fit(x_train, y_train)
+        if output == "class":
+            return pd.DataFrame({"prediction": classifier.predict(x_query)}, index=x_query.index)
+        return pd.DataFrame(classifier.predict_proba(x_query), index=x_query.index,
+                            columns=[str(label) for label in classifier.classes_])
+    regressor = PFNRegressor(trained, **options).fit(x_train, y_train)
+    if output != "quantiles":
+        return pd.DataFrame({output: regressor.predict(x_query, output=output)}, index=x_query.index)
+    quantiles = [float(q) for q in np.atleast_1d(params["quantiles"])]
+    values = np.asarray(regressor.predict(x_query, output="quantiles", quantiles=quantiles)).reshape(
+        len(x_query), len(quantiles))
+    return pd.DataFrame(values, index=x_query.index, columns=[f"q{q:g}" for q in quantiles])
+
+
+def model_signature(target: str = "target"):
+    """No input schema (a PFN takes any dataset's columns: a fixed schema would drop them), the params."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ParamSchema, ParamSpec
+
+    defaults = {**DEFAULT_PARAMS, "target": target}
+    specs = [ParamSpec("quantiles", "double", defaults["quantiles"], shape=(-1,))]
+    specs += [ParamSpec(name, "long" if isinstance(value, int) else "string", value)
+              for name, value in defaults.items() if name != "quantiles"]
+    return ModelSignature(inputs=None, params=ParamSchema(specs))
+
+
+def input_example(trained, target: str = "target", seed: int = 0) -> pd.DataFrame:
+    """A small frame in the pyfunc format (6 training rows, 2 query rows) fitting the model's limits."""
+    rng = np.random.default_rng(seed)
+    num_features = min(2, trained.limits["max_features"])
+    frame = pd.DataFrame({f"x{i}": rng.standard_normal(8).round(3) for i in range(num_features)})
+    if trained.task == "regression":
+        frame[target] = (frame["x0"] * 2 + 0.1 * rng.standard_normal(8)).round(3)
+    else:
+        frame[target] = [0, 1, 0, 1, 0, 1, 0, 1]
+    frame[SPLIT_COLUMN] = ["train"] * 6 + ["query"] * 2
+    return frame
