@@ -31,14 +31,14 @@ def tracking_uri_or_default(tracking_uri: str | None = None) -> str:
     return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def _client(tracking_uri: str | None):
+def tracking_client(tracking_uri: str | None):
     from mlflow import MlflowClient
 
     uri = tracking_uri_or_default(tracking_uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri), uri
 
 
-def _missing(error: Exception) -> bool:
+def is_not_found(error: Exception) -> bool:
     return getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
@@ -53,12 +53,12 @@ def resolve_version(uri: str, *, tracking_uri: str | None = None):
     match = _MODEL_URI.match(uri)
     if match is None:
         raise ConfigError(f"{uri!r} is not a registry URI: write models:/NAME/VERSION or models:/NAME@ALIAS")
-    client, where = _client(tracking_uri)
+    client, where = tracking_client(tracking_uri)
     name, version, alias = match["name"], match["version"], match["alias"]
     try:
         registered = client.get_registered_model(name)
     except MlflowException as error:
-        if not _missing(error):
+        if not is_not_found(error):
             raise
         names = registered_names(client)
         raise ModelNotFoundError(f"no registered model {name!r} at {where}; registered models: "
@@ -97,7 +97,7 @@ def download_model(uri: str, *, tracking_uri: str | None = None) -> Path:
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    client, where = _client(tracking_uri)
+    client, where = tracking_client(tracking_uri)
     if uri.startswith("models:/"):
         version = resolve_version(uri, tracking_uri=where)
         identity = f"{where}|{version.name}|{version.version}|{version.source}|{version.creation_timestamp}"
@@ -113,7 +113,7 @@ def download_model(uri: str, *, tracking_uri: str | None = None) -> Path:
         try:
             client.get_run(match["run_id"])
         except MlflowException as error:
-            if not _missing(error):
+            if not is_not_found(error):
                 raise
             raise ModelNotFoundError(f"no run {match['run_id']!r} at {where}: check the run id and the tracking "
                                      "URI (--tracking-uri or MLFLOW_TRACKING_URI)") from None
