@@ -1,0 +1,116 @@
+"""Activations and random-MLP pieces for Numba code: the nonlinear edges of BNN- and SCM-style priors.
+
+Activations are small integer codes (``ACTIVATION_CODES`` maps names to them) so that a kernel can give
+every node or layer its own nonlinearity without Python objects. Arrays are feature-major, (units, rows):
+the inner loops run over contiguous rows.
+
+- ``activate_inplace(values_R, kind)``: one activation over a row of values.
+- ``standardize_inplace(values_R)``: zero mean, unit variance (a constant row becomes zeros). SCM nodes
+  standardise their inputs and outputs, so no chain of mechanisms can overflow.
+- ``linear_combination(inputs_NR, parents_P, weights_P, out_R)``: a sparse weighted sum of parent rows.
+- ``mlp_forward(x_FR, weights_list, biases_list, kinds, out_WR)``: a dense random MLP, one activation per layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+IDENTITY, TANH, RELU, SIGMOID, SIN, ABS, SQUARE, STEP, GAUSSIAN, SOFTPLUS, LEAKY_RELU = range(11)
+ACTIVATION_CODES = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID, "sin": SIN,
+                    "abs": ABS, "square": SQUARE, "step": STEP, "gaussian": GAUSSIAN, "softplus": SOFTPLUS,
+                    "leaky_relu": LEAKY_RELU}
+"""name -> code. step is the Heaviside step, gaussian exp(-h²), leaky_relu max(h, 0.1 h)."""
+
+
+@numba.njit(cache=True)
+def activate_inplace(values_R: np.ndarray, kind: int) -> None:
+    """Apply activation ``kind`` (a code of ``ACTIVATION_CODES``) to every value of ``values_R``."""
+    n = values_R.shape[0]
+    if kind == TANH:
+        for r in range(n):
+            values_R[r] = math.tanh(values_R[r])
+    elif kind == RELU:
+        for r in range(n):
+            values_R[r] = max(values_R[r], 0.0)
+    elif kind == SIGMOID:
+        for r in range(n):
+            values_R[r] = 1.0 / (1.0 + math.exp(-values_R[r]))
+    elif kind == SIN:
+        for r in range(n):
+            values_R[r] = math.sin(values_R[r])
+    elif kind == ABS:
+        for r in range(n):
+            values_R[r] = abs(values_R[r])
+    elif kind == SQUARE:
+        for r in range(n):
+            values_R[r] = values_R[r] * values_R[r]
+    elif kind == STEP:
+        for r in range(n):
+            values_R[r] = 1.0 if values_R[r] > 0.0 else 0.0
+    elif kind == GAUSSIAN:
+        for r in range(n):
+            values_R[r] = math.exp(-values_R[r] * values_R[r])
+    elif kind == SOFTPLUS:
+        for r in range(n):
+            v = values_R[r]
+            values_R[r] = v + math.log1p(math.exp(-v)) if v > 0 else math.log1p(math.exp(v))
+    elif kind == LEAKY_RELU:
+        for r in range(n):
+            values_R[r] = max(values_R[r], 0.1 * values_R[r])
+
+
+@numba.njit(cache=True)
+def standardize_inplace(values_R: np.ndarray) -> float:
+    """Shift and scale ``values_R`` to mean 0 and variance 1; returns the std before scaling.
+
+    A row whose std is below 1e-12 of its scale is constant: it becomes all zeros (not a division by ~0).
+    """
+    n = values_R.shape[0]
+    mean = 0.0
+    for r in range(n):
+        mean += values_R[r]
+    mean /= n
+    var = 0.0
+    peak = 0.0
+    for r in range(n):
+        d = values_R[r] - mean
+        var += d * d
+        peak = max(peak, abs(values_R[r]))
+    std = math.sqrt(var / n)
+    inv = 1.0 / std if std > 1e-12 * max(peak, 1e-300) else 0.0
+    for r in range(n):
+        values_R[r] = (values_R[r] - mean) * inv
+    return std
+
+
+@numba.njit(cache=True)
+def linear_combination(inputs_NR: np.ndarray, parents_P: np.ndarray, weights_P: np.ndarray,
+                       out_R: np.ndarray) -> None:
+    """``out_R = Σ_p weights_P[p] · inputs_NR[parents_P[p]]``."""
+    out_R[:] = 0.0
+    for p in range(parents_P.shape[0]):
+        row = inputs_NR[parents_P[p]]
+        w = weights_P[p]
+        for r in range(out_R.shape[0]):
+            out_R[r] += w * row[r]
+
+
+@numba.njit(cache=True)
+def mlp_forward(x_FR: np.ndarray, weights_list: numba.typed.List, biases_list: numba.typed.List,
+                kinds: np.ndarray) -> np.ndarray:
+    """A dense MLP: ``h ← act_l(W_l h + b_l)`` per layer (weights (out, in), biases (out,)), no activation
+    after the last layer. Returns the (out, R) output."""
+    h_WR = x_FR.copy()
+    num_layers = len(weights_list)
+    for layer in range(num_layers):
+        out_WR = weights_list[layer] @ h_WR
+        bias = biases_list[layer]
+        for u in range(out_WR.shape[0]):
+            out_WR[u] += bias[u]
+            if layer < num_layers - 1:
+                activate_inplace(out_WR[u], kinds[layer])
+        h_WR = out_WR
+    return h_WR

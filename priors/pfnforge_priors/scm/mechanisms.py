@@ -1,0 +1,106 @@
+"""Numba kernels of the SCM prior: evaluate a graph's nodes in causal order, then turn the feature nodes
+into table columns (categorical codes, warps, grids, missing values).
+
+Node values are feature-major, (N, R). Every node is standardised after its mechanism, so no chain of
+mechanisms can overflow: a node has mean 0 and variance 1 before its noise is added.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from pfnforge.blocks.mlp import activate_inplace, linear_combination, standardize_inplace
+from pfnforge.blocks.tabular import (
+    inject_missing_mcar,
+    inject_missing_value_dependent,
+    kumaraswamy_warp_inplace,
+    ordinal_categorical_inplace,
+    power_warp_inplace,
+    quantize_inplace,
+)
+from pfnforge.blocks.tree import sample_split_thresholds, tree_forward
+
+ROOT, MLP, TREE = 0, 1, 2
+NORMAL, UNIFORM, LOGNORMAL = 0, 1, 2
+NO_WARP, KUMARASWAMY, POWER = 0, 1, 2
+NO_MISSING, MCAR, VALUE_DEPENDENT = 0, 1, 2
+
+
+@numba.njit(cache=True)
+def evaluate_graph(parent_offsets: np.ndarray, parents: np.ndarray, weights: np.ndarray, kind: np.ndarray,
+                   code: np.ndarray, gain: np.ndarray, shift: np.ndarray, noise_std: np.ndarray,
+                   tree_depth: np.ndarray, split_offsets: np.ndarray, split_input: np.ndarray,
+                   split_row: np.ndarray, leaf_offsets: np.ndarray, leaf_value: np.ndarray,
+                   noise_NR: np.ndarray, values_NR: np.ndarray) -> None:
+    """Fill ``values_NR`` node by node; ``noise_NR`` holds standard normals (a root's draw, a node's noise)."""
+    num_nodes, num_rows = values_NR.shape
+    thresholds = np.empty(split_input.shape[0])
+    for n in range(num_nodes):
+        out = values_NR[n]
+        eps = noise_NR[n]
+        if kind[n] == ROOT:
+            for r in range(num_rows):
+                z = eps[r]
+                if code[n] == UNIFORM:
+                    z = 0.5 * math.erfc(-z / math.sqrt(2.0))  # the normal CDF of a normal: uniform
+                elif code[n] == LOGNORMAL:
+                    z = math.exp(z)
+                out[r] = z
+            standardize_inplace(out)
+            continue
+        lo, hi = parent_offsets[n], parent_offsets[n + 1]
+        if kind[n] == MLP:
+            linear_combination(values_NR, parents[lo:hi], weights[lo:hi], out)
+            standardize_inplace(out)
+            for r in range(num_rows):
+                out[r] = gain[n] * out[r] + shift[n]
+            activate_inplace(out, code[n])
+        else:
+            s0, s1 = split_offsets[n], split_offsets[n + 1]
+            sample_split_thresholds(values_NR, split_input[s0:s1], split_row[s0:s1], thresholds[s0:s1])
+            tree_forward(values_NR, tree_depth[n], split_input[s0:s1], thresholds[s0:s1],
+                         leaf_value[leaf_offsets[n]:leaf_offsets[n + 1]], out)
+        standardize_inplace(out)
+        sigma = noise_std[n]
+        for r in range(num_rows):
+            out[r] += sigma * eps[r]
+
+
+@numba.njit(cache=True)
+def write_features(values_NR: np.ndarray, feature_nodes: np.ndarray, category_offsets: np.ndarray,
+                   category_rows: np.ndarray, warp: np.ndarray, warp_a: np.ndarray, warp_b: np.ndarray,
+                   quantize_levels: np.ndarray, missing: int, missing_rate: float, missing_strength: np.ndarray,
+                   uniforms_FR: np.ndarray, x_RF: np.ndarray) -> int:
+    """Write feature column j from node ``feature_nodes[j]`` into ``x_RF[:, j]``; returns the missing count.
+
+    Column j is categorical when it has category rows (``category_offsets[j] < category_offsets[j + 1]``):
+    its codes count the values of those rows below each value. Otherwise it is warped (``warp[j]``) and then
+    quantised when ``quantize_levels[j] >= 2``. Missing values come last, from ``uniforms_FR``.
+    """
+    num_rows = values_NR.shape[1]
+    column = np.empty(num_rows)
+    total_missing = 0
+    for j in range(feature_nodes.shape[0]):
+        column[:] = values_NR[feature_nodes[j]]
+        c0, c1 = category_offsets[j], category_offsets[j + 1]
+        if c1 > c0:
+            cuts = np.sort(column[category_rows[c0:c1]])
+            ordinal_categorical_inplace(column, cuts)
+        else:
+            if warp[j] == KUMARASWAMY:
+                kumaraswamy_warp_inplace(column, warp_a[j], warp_b[j])
+            elif warp[j] == POWER:
+                power_warp_inplace(column, warp_a[j])
+            if quantize_levels[j] >= 2:
+                quantize_inplace(column, quantize_levels[j])
+        if missing == MCAR:
+            total_missing += inject_missing_mcar(column, missing_rate, uniforms_FR[j])
+        elif missing == VALUE_DEPENDENT:
+            total_missing += inject_missing_value_dependent(column, missing_rate, missing_strength[j],
+                                                            uniforms_FR[j])
+        for r in range(num_rows):
+            x_RF[r, j] = column[r]
+    return total_missing
