@@ -7,6 +7,10 @@ the on-disk cache in later processes. They take explicit arrays and never touch 
 - ``linalg``: in-place Cholesky through the LAPACK that SciPy ships, and triangular products.
 - ``covariance``: stationary covariance kernels (RBF, Matérn 1/2, 3/2, 5/2, periodic) and their sums
   and products, evaluated into caller-owned matrices.
+- ``mlp``: activations by integer code, standardisation, sparse weighted sums and a dense random-MLP forward.
+- ``tree``: random axis-aligned decision trees (splits at the values of random rows) and their forward pass.
+- ``tabular``: class sizes and rank discretisation into classes, missing values (MCAR and value-dependent),
+  ordinal categorical codes, Kumaraswamy/power warps and quantisation, one column at a time.
 
 Compiled code is cached under ``~/.cache/pfnforge/numba/<hash of these sources>`` unless
 ``NUMBA_CACHE_DIR`` is set (see ``_isolate_numba_cache``).
