@@ -1,0 +1,148 @@
+"""What the PFN estimators share: resolving the model (cached, per device), parameter and limit checks, the
+fitted context (encoder + ensemble) and the forward pass; target validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, check_random_state
+
+from pfnforge.errors import InputError
+from pfnforge.inference.artifact import TrainedPFN, load_model
+from pfnforge.inference.ensemble import Ensemble, FeatureTransform
+from pfnforge.inference.preprocess import TabularEncoder
+
+_CACHE: dict[tuple, TrainedPFN] = {}
+
+
+def resolve_model(model: Any, task: str, device: str) -> TrainedPFN:
+    """``model`` as ``load_model`` takes it (or a ``TrainedPFN``), on ``device``; local models are cached."""
+    if isinstance(model, TrainedPFN):
+        trained = model
+        if not trained.supports(task):
+            raise InputError(f"the given model is a {trained.task} model and cannot do {task}")
+    else:
+        remote = isinstance(model, str) and model.startswith(("models:/", "runs:/"))
+        key = (str(model), task)
+        trained = _CACHE.get(key) if not remote else None
+        if trained is None:
+            trained = load_model(model, task=task)
+            if not remote:
+                _CACHE[key] = trained
+    if str(device) != "cpu":
+        key = (id(trained), str(device))
+        if key not in _CACHE:
+            import copy
+
+            _CACHE[key] = TrainedPFN(model=copy.deepcopy(trained.model).to(device), metadata=trained.metadata)
+        trained = _CACHE[key]
+    return trained
+
+
+class _PFNEstimator(BaseEstimator):
+    _task = "classification"
+
+    def __init__(self, model: Any = None, *, n_estimators: int = 4, random_state: Any = 0, device: str = "cpu",
+                 categorical_features: list[int | str] | None = None, transforms: tuple[str, ...] = (
+                     "none", "quantile", "power"), subsample_features: bool = False,
+                 ignore_pretraining_limits: bool = False, inference_chunk_rows: int | None = None) -> None:
+        self.model = model
+        self.n_estimators = n_estimators
+        self.random_state = random_state
+        self.device = device
+        self.categorical_features = categorical_features
+        self.transforms = transforms
+        self.subsample_features = subsample_features
+        self.ignore_pretraining_limits = ignore_pretraining_limits
+        self.inference_chunk_rows = inference_chunk_rows
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    def _check_params(self) -> list[FeatureTransform]:
+        if not isinstance(self.n_estimators, (int, np.integer)) or self.n_estimators < 1:
+            raise InputError(f"n_estimators={self.n_estimators!r} must be an integer >= 1")
+        if self.inference_chunk_rows is not None and self.inference_chunk_rows < 1:
+            raise InputError(f"inference_chunk_rows={self.inference_chunk_rows!r} must be None (automatic) or >= 1")
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise InputError(f"device={self.device!r} is not a torch device: use 'cpu', 'cuda' or 'cuda:N'") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"device={self.device!r}, but no CUDA device is available here: use device='cpu'")
+        try:
+            return [FeatureTransform(t) for t in self.transforms]
+        except ValueError:
+            raise InputError(f"transforms={self.transforms!r}: each must be one of "
+                             f"{', '.join(t.value for t in FeatureTransform)}") from None
+
+    def _fit_context(self, X: Any, y: Any, num_classes: int | None) -> np.ndarray:
+        transforms = self._check_params()
+        self.pfn_ = resolve_model(self.model, self._task, self.device)
+        self.encoder_ = TabularEncoder(categorical_features=self.categorical_features)
+        x_TF = self.encoder_.fit_transform(X)
+        self.n_features_in_ = x_TF.shape[1]
+        if self.encoder_.feature_names is not None:
+            self.feature_names_in_ = self.encoder_.feature_names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        if len(y) != len(x_TF):
+            raise InputError(f"X has {len(x_TF)} rows but y has {len(y)}: pass one target per row")
+        self._check_limits(x_TF.shape, num_classes)
+        limits = self.pfn_.limits
+        max_features = self.pfn_.model.config.max_features if self.ignore_pretraining_limits \
+            else limits["max_features"]
+        self.ensemble_ = Ensemble(x_TF, self.encoder_.categorical, num_members=int(self.n_estimators),
+                                  max_features=max_features, subsample_features=self.subsample_features,
+                                  transforms=tuple(transforms), num_classes=num_classes,
+                                  rng=check_random_state(self.random_state))
+        return x_TF
+
+    def _check_limits(self, shape: tuple[int, int], num_classes: int | None) -> None:
+        num_rows, num_features = shape
+        limits, config = self.pfn_.limits, self.pfn_.model.config
+        max_classes = min(limits["max_classes"], config.max_classes)
+        if num_classes is not None and num_classes > max_classes:
+            raise InputError(f"y has {num_classes} classes; this model handles at most {max_classes}: merge rare "
+                             "classes, wrap it as sklearn.multiclass.OneVsRestClassifier(PFNClassifier()), or use "
+                             "a model trained with a larger model.max_classes")
+        if num_rows > limits["max_rows"] and not self.ignore_pretraining_limits:
+            raise InputError(f"X has {num_rows} training rows; this model was pretrained on datasets of at most "
+                             f"{limits['max_rows']} rows: subsample the training rows, use a model trained on larger "
+                             "datasets, or pass ignore_pretraining_limits=True to use it anyway")
+        trained_features = config.max_features if self.ignore_pretraining_limits else limits["max_features"]
+        if num_features > trained_features and not self.subsample_features:
+            raise InputError(f"X has {num_features} features; this model takes at most {trained_features}: pass "
+                             f"subsample_features=True (each ensemble member sees a random {trained_features}), "
+                             f"select features first (e.g. sklearn.feature_selection.SelectKBest(k="
+                             f"{trained_features})), or use a model trained with a larger model.max_features")
+
+    def _query(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "ensemble_")
+        return self.encoder_.transform(X, type(self).__name__)
+
+    def _forward(self, x_QF: np.ndarray, y_T: np.ndarray, num_classes: int | None) -> np.ndarray:
+        return self.ensemble_.predict(self.pfn_.model, y_T, x_QF, num_classes=num_classes, device=self.device,
+                                      chunk_rows=self.inference_chunk_rows)
+
+
+def _finite_target(y: Any) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise InputError(f"y must be 1-D (one target per row), got shape {y.shape}")
+    if y.size == 0:
+        raise InputError("y is empty: pass at least one training row")
+    if y.dtype.kind in "fc" and not np.isfinite(y).all():
+        raise InputError(f"y holds {int((~np.isfinite(y)).sum())} NaN or infinite values (Input y contains NaN "
+                         "or infinity): drop those rows or impute the target")
+    if y.dtype == object and any(v is None or v != v for v in y.tolist()):
+        raise InputError("y holds missing values (Input y contains NaN): drop those rows or impute the target")
+    return y

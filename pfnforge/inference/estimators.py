@@ -1,0 +1,98 @@
+"""scikit-learn estimators over a trained PFN: ``fit`` validates, encodes and stores the context (building the
+ensemble), ``predict`` / ``predict_proba`` run the forward pass. With no ``model``, the bundled default
+(``PFNClassifier().fit(X, y).predict_proba(X_test)`` works offline).
+
+Constructor parameters (both estimators):
+- ``model``: anything ``pfnforge.inference.artifact.load_model`` takes (None: bundled default, a ``.ckpt``, a
+  model directory, ``models:/NAME/VERSION`` / ``models:/NAME@ALIAS`` / ``runs:/ID/model``) or a ``TrainedPFN``;
+- ``n_estimators``: ensemble members (feature order, class order and transform differ per member);
+- ``random_state``, ``device`` (``cpu``, ``cuda``), ``categorical_features`` (indices or names to
+  ordinal-encode; pandas ``category`` columns always are), ``transforms`` (cycled over members: ``none``,
+  ``quantile``, ``power``), ``subsample_features`` (more features than the model takes: each member sees a
+  random subset), ``ignore_pretraining_limits`` (allow more rows/features than pretraining saw),
+  ``inference_chunk_rows`` (query rows per forward pass; None: memory-bounded automatic).
+
+Fitted attributes: ``n_features_in_``, ``feature_names_in_`` (frames with string columns), ``classes_``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+
+from pfnforge.errors import InputError
+from pfnforge.inference.base import _finite_target, _PFNEstimator
+from pfnforge.inference.distribution import bar_mean, bar_quantiles
+
+
+class PFNClassifier(ClassifierMixin, _PFNEstimator):
+    """Class probabilities from one forward pass of a classification PFN, averaged over the ensemble."""
+
+    _task = "classification"
+
+    def fit(self, X: Any, y: Any) -> PFNClassifier:
+        y = _finite_target(y)
+        try:
+            check_classification_targets(y)
+        except ValueError as error:
+            raise InputError(f"{error}: y looks like a regression target; use PFNRegressor") from None
+        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        num_classes = len(self.classes_)
+        if num_classes < 2:
+            raise InputError(f"y has one class ({self.classes_[0]!r}); a classifier needs at least two classes")
+        self._fit_context(X, y, num_classes)
+        self.y_train_ = y_encoded.astype(np.float64)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        x_QF = self._query(X)
+        probs_QK = self._forward(x_QF, self.y_train_, len(self.classes_))
+        return probs_QK / probs_QK.sum(1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class PFNRegressor(RegressorMixin, _PFNEstimator):
+    """Predictive mean, median or quantiles of a regression PFN's bar distribution, averaged over the ensemble
+    in the model's bucket grid and mapped back to the target's units."""
+
+    _task = "regression"
+
+    def fit(self, X: Any, y: Any) -> PFNRegressor:
+        y = _finite_target(y)
+        if y.dtype.kind not in "biuf":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise InputError("y holds non-numeric values: a regression target must be numbers") from None
+        y = y.astype(np.float64)
+        self._fit_context(X, y, None)
+        # standardise in float64 here (the model does it again in float32, where huge targets would overflow)
+        self.y_mean_, y_std = float(y.mean()), float(y.std())
+        self.y_std_ = y_std if y_std > 0 and np.isfinite(y_std) else 1.0
+        self.y_train_ = (y - self.y_mean_) / self.y_std_
+        # the model's own standardisation of the already standardised targets (as in PFN.forward)
+        self._z_shift = float(self.y_train_.mean())
+        self._z_scale = max(float(self.y_train_.std()), 1e-6)
+        return self
+
+    def predict(self, X: Any, output: str = "mean", quantiles: Any = (0.1, 0.5, 0.9)) -> np.ndarray:
+        """``output``: ``mean`` or ``median`` (shape (rows,)), or ``quantiles`` (shape (rows, len(quantiles)))."""
+        if output not in ("mean", "median", "quantiles"):
+            raise InputError(f"output={output!r} is unknown: choose mean, median or quantiles")
+        levels = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+        if output == "quantiles" and (levels.ndim != 1 or not ((levels > 0) & (levels < 1)).all()):
+            raise InputError(f"quantiles={quantiles!r}: each level must lie strictly between 0 and 1")
+        probs_QN = torch.from_numpy(self._forward(self._query(X), self.y_train_, None))
+        bar = self.pfn_.model.bar.cpu()
+        if output == "mean":
+            z = bar_mean(bar, probs_QN).double().numpy()
+        else:
+            z = bar_quantiles(bar, probs_QN, torch.tensor([0.5] if output == "median" else levels)).double().numpy()
+            z = z[:, 0] if output == "median" else z
+        return self.y_mean_ + self.y_std_ * (self._z_shift + self._z_scale * z)
