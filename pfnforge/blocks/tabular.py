@@ -11,8 +11,8 @@ loop over columns without leaving Numba.
 - ``inject_missing_mcar(values_R, rate, uniforms_R)``: NaN where ``uniform < rate`` (missing completely at
   random).
 - ``inject_missing_value_dependent(values_R, rate, strength, uniforms_R)``: NaN with probability
-  ``rate · e^{s z} / mean(e^{s z})`` (z the standardised value, clipped at 1): large values (s > 0) or small
-  ones (s < 0) go missing more often, at the same mean rate.
+  ``min(1, c · e^{s z})`` (z the standardised value, c set so that the mean probability is ``rate``): large
+  values (s > 0) or small ones (s < 0) go missing more often, at the same mean rate.
 - ``ordinal_categorical_inplace(values_R, thresholds_K)``: each value becomes the number of thresholds below it.
 - ``kumaraswamy_warp_inplace(values_R, a, b)`` / ``power_warp_inplace(values_R, exponent)``: min-max to [0, 1],
   then the Kumaraswamy CDF ``1 - (1 - x^a)^b`` or ``x^exponent`` (monotone, so ranks are kept).
@@ -87,6 +87,19 @@ def inject_missing_value_dependent(values_R: np.ndarray, rate: float, strength: 
         weights[r] = math.exp(min(scale * (values_R[r] - mean), 30.0))
         total += weights[r]
     factor = rate * n / total
+    for _ in range(50):  # water-filling: rows clipped at probability 1 hand their excess to the others
+        clipped, free_weight = 0, 0.0
+        for r in range(n):
+            if weights[r] * factor >= 1.0:
+                clipped += 1
+            else:
+                free_weight += weights[r]
+        if free_weight <= 0.0 or rate * n - clipped <= 0.0:
+            break
+        updated = (rate * n - clipped) / free_weight  # grows each pass, so the clipped set only grows
+        if updated <= factor * (1.0 + 1e-12):
+            break
+        factor = updated
     missing = 0
     for r in range(n):
         if uniforms_R[r] < min(weights[r] * factor, 1.0):
