@@ -9,13 +9,14 @@ from pfnforge.errors import PfnforgeError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pfnforge.cli import priors, stream, train
+    from pfnforge.cli import predict, priors, stream, train
 
     parser = argparse.ArgumentParser(prog="pfnforge", description="Pretrain prior-fitted networks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     priors.add_parser(commands)
     stream.add_parsers(commands)
     train.add_parser(commands)
+    predict.add_parser(commands)
     return parser
 
 

@@ -132,7 +132,9 @@ class _PFNEstimator(BaseEstimator):
                                       chunk_rows=self.inference_chunk_rows)
 
 
-def _finite_target(y: Any) -> np.ndarray:
+def _finite_target(y: Any, estimator: str) -> np.ndarray:
+    if y is None:
+        raise InputError(f"{estimator} requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

@@ -35,7 +35,7 @@ class PFNClassifier(ClassifierMixin, _PFNEstimator):
     _task = "classification"
 
     def fit(self, X: Any, y: Any) -> PFNClassifier:
-        y = _finite_target(y)
+        y = _finite_target(y, type(self).__name__)
         try:
             check_classification_targets(y)
         except ValueError as error:
@@ -53,8 +53,12 @@ class PFNClassifier(ClassifierMixin, _PFNEstimator):
         probs_QK = self._forward(x_QF, self.y_train_, len(self.classes_))
         return probs_QK / probs_QK.sum(1, keepdims=True)
 
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        return np.log(np.clip(self.predict_proba(X), 1e-300, None))
+
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        probs_QK = self.predict_proba(X)
+        return self.classes_[np.argmax(probs_QK, axis=1)]
 
 
 class PFNRegressor(RegressorMixin, _PFNEstimator):
@@ -64,7 +68,7 @@ class PFNRegressor(RegressorMixin, _PFNEstimator):
     _task = "regression"
 
     def fit(self, X: Any, y: Any) -> PFNRegressor:
-        y = _finite_target(y)
+        y = _finite_target(y, type(self).__name__)
         if y.dtype.kind not in "biuf":
             try:
                 y = y.astype(np.float64)

@@ -42,7 +42,10 @@ def _columns(X: Any, where: str) -> list[np.ndarray]:
         raise InputError(f"{where}: expected a 2-D array (rows × features), got {array.ndim}-D with shape "
                          f"{array.shape}: Reshape your data, e.g. X.reshape(-1, 1) for a single feature")
     if array.shape[0] == 0 or array.shape[1] == 0:
-        raise InputError(f"{where}: the input is empty (shape {array.shape}): pass at least one row and one feature")
+        count = (f"0 sample(s) (shape={array.shape}) while a minimum of 1 is required" if array.shape[0] == 0
+                 else f"0 feature(s) (shape={array.shape}) while a minimum of 1 is required")
+        raise InputError(f"{where}: the input is empty: Found array with {count}; pass at least one row and one "
+                         "feature")
     return [array[:, j] for j in range(array.shape[1])]
 
 
