@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from pfnforge.batch import PriorBatch
+from pfnforge.blocks.dense import standard_normal_f32
 from pfnforge.errors import ConfigError
 from pfnforge.hyperpriors import Choice, Gamma, IntRange
 from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
@@ -70,16 +71,16 @@ class ArchPrior(Prior):
         activation = cfg.activation.sample(rng, B)
         weight_scale, bias_scale, noise_std = (getattr(cfg, n).sample(rng, B)
                                                for n in ("weight_scale", "bias_scale", "noise_std"))
-        x_BRF = rng.standard_normal((B, R, F))
-        out_BR1 = np.empty((B, R, 1))
+        x_BRF = standard_normal_f32(rng, (B, R, F))
+        out_BR1 = np.empty((B, R, 1), dtype=np.float32)
         for b in range(B):  # one architecture per dataset
             widths = [int(width[b])] * int(num_layers[b]) + [1]
             out_BR1[b] = random_mlp(rng, x_BRF[b:b + 1], widths, Activation(activation[b]), weight_scale[b:b + 1],
                                     bias_scale[b:b + 1])[0]
-        out_BR1 += noise_std[:, None, None] * rng.standard_normal(out_BR1.shape)
+        out_BR1 += noise_std[:, None, None].astype(np.float32) * standard_normal_f32(rng, out_BR1.shape)
         num_classes = cfg.num_classes.sample(rng, B).astype(np.int32) if cfg.classification else 0
         y_BR = outputs_to_targets(rng, out_BR1, num_classes, False) if cfg.classification else out_BR1[..., 0]
-        return PriorBatch(x=x_BRF.astype(np.float32), y=y_BR.astype(np.float32), num_rows=R, num_features=F,
+        return PriorBatch(x=x_BRF, y=np.ascontiguousarray(y_BR, np.float32), num_rows=R, num_features=F,
                           num_train_rows=shape.num_train_rows, num_classes=num_classes, prior=self.name,
                           hyperparameters={"num_layers": num_layers, "width": width, "activation": activation,
                                            "weight_scale": weight_scale, "bias_scale": bias_scale,

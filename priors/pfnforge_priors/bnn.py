@@ -5,6 +5,11 @@ depth, width and activation are fixed by the config. Each weight is N(0, weight_
 pre-activation variance does not grow with width. Regression targets are the network's output plus
 Gaussian noise; classification targets come from thresholding that output at random quantiles (classes
 of random balance) or from sampling a softmax over per-class outputs.
+
+Speed: everything runs in float32 (the batch stores float32 anyway). Inputs, weights and noise come from
+``pfnforge.blocks.dense.standard_normal_f32`` (~7x NumPy's ziggurat, which dominated the sampling time),
+the layers are batched float32 matrix products (one BLAS call per dataset, no Python loop) and the
+activations are NumPy's SIMD float32 functions applied in place.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from pfnforge.batch import PriorBatch
+from pfnforge.blocks.dense import standard_normal_f32
 from pfnforge.errors import ConfigError
 from pfnforge.hyperpriors import IntRange, Range, Scale
 from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
@@ -41,12 +47,19 @@ class Labelling(enum.Enum):
     """Sample each row's class from a softmax over per-class outputs."""
 
 
-_ACTIVATIONS = {
-    Activation.tanh: np.tanh,
-    Activation.relu: lambda h: np.maximum(h, 0.0),
-    Activation.sigmoid: lambda h: 1.0 / (1.0 + np.exp(-h)),
-    Activation.sin: np.sin,
-    Activation.identity: lambda h: h,
+def _sigmoid_inplace(h: np.ndarray) -> None:
+    h *= np.float32(0.5)  # sigmoid(h) = (1 + tanh(h / 2)) / 2: NumPy's float32 tanh is SIMD, exp is slower
+    np.tanh(h, out=h)
+    h *= np.float32(0.5)
+    h += np.float32(0.5)
+
+
+_ACTIVATIONS_INPLACE = {
+    Activation.tanh: lambda h: np.tanh(h, out=h),
+    Activation.relu: lambda h: np.maximum(h, np.float32(0.0), out=h),
+    Activation.sigmoid: _sigmoid_inplace,
+    Activation.sin: lambda h: np.sin(h, out=h),
+    Activation.identity: lambda h: None,
 }
 
 
@@ -105,14 +118,14 @@ class BNNPrior(Prior):
             raise ConfigError(f"{R} rows cannot hold num_classes.low={cfg.num_classes.low} classes: use more rows")
         weight_scale, bias_scale, noise_std = (getattr(cfg, n).sample(rng, B)
                                                for n in ("weight_scale", "bias_scale", "noise_std"))
-        x_BRF = rng.standard_normal((B, R, F)) if cfg.normal_inputs else rng.random((B, R, F))
+        x_BRF = standard_normal_f32(rng, (B, R, F)) if cfg.normal_inputs else rng.random((B, R, F), np.float32)
         softmax = cfg.classification and cfg.labelling is Labelling.softmax
         widths = [cfg.hidden_width] * cfg.num_layers + [MAX_CLASSES if softmax else 1]
         out_BRW = random_mlp(rng, x_BRF, widths, cfg.activation, weight_scale, bias_scale)
-        out_BRW += noise_std[:, None, None] * rng.standard_normal(out_BRW.shape)
+        out_BRW += noise_std[:, None, None].astype(np.float32) * standard_normal_f32(rng, out_BRW.shape)
         num_classes = cfg.num_classes.sample(rng, B).astype(np.int32) if cfg.classification else 0
         y_BR = outputs_to_targets(rng, out_BRW, num_classes, softmax) if cfg.classification else out_BRW[..., 0]
-        return PriorBatch(x=x_BRF.astype(np.float32), y=y_BR.astype(np.float32), num_rows=R, num_features=F,
+        return PriorBatch(x=x_BRF, y=np.ascontiguousarray(y_BR, np.float32), num_rows=R, num_features=F,
                           num_train_rows=shape.num_train_rows, num_classes=num_classes, prior=self.name,
                           hyperparameters={"weight_scale": weight_scale, "bias_scale": bias_scale,
                                            "noise_std": noise_std})
@@ -120,16 +133,19 @@ class BNNPrior(Prior):
 
 def random_mlp(rng: np.random.Generator, x_BRF: np.ndarray, widths: list[int], activation: Activation,
                weight_scale_B: np.ndarray, bias_scale_B: np.ndarray) -> np.ndarray:
-    """(B, R, widths[-1]) outputs of one random MLP per dataset: weights N(0, scale² / fan_in), biases
-    N(0, bias_scale²), ``activation`` between layers, none after the last."""
+    """(B, R, widths[-1]) float32 outputs of one random MLP per dataset: weights N(0, scale² / fan_in),
+    biases N(0, bias_scale²), ``activation`` between layers, none after the last. ``x_BRF`` is float32."""
     B, _, fan_in = x_BRF.shape
     h_BRW = x_BRF
     for depth, width in enumerate(widths):
-        weights = rng.standard_normal((B, fan_in, width)) * (weight_scale_B / math.sqrt(fan_in))[:, None, None]
-        biases = rng.standard_normal((B, 1, width)) * bias_scale_B[:, None, None]
-        h_BRW = h_BRW @ weights + biases
+        weights_BFW = standard_normal_f32(rng, (B, fan_in, width))
+        weights_BFW *= (weight_scale_B / math.sqrt(fan_in)).astype(np.float32)[:, None, None]
+        biases_B1W = standard_normal_f32(rng, (B, 1, width))
+        biases_B1W *= bias_scale_B.astype(np.float32)[:, None, None]
+        h_BRW = np.matmul(h_BRW, weights_BFW)  # (B, R, fan_in) @ (B, fan_in, W) -> (B, R, W)
+        h_BRW += biases_B1W
         if depth < len(widths) - 1:
-            h_BRW = _ACTIVATIONS[activation](h_BRW)
+            _ACTIVATIONS_INPLACE[activation](h_BRW)
         fan_in = width
     return h_BRW
 
