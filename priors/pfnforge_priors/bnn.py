@@ -136,17 +136,20 @@ def random_mlp(rng: np.random.Generator, x_BRF: np.ndarray, widths: list[int], a
     """(B, R, widths[-1]) float32 outputs of one random MLP per dataset: weights N(0, scale² / fan_in),
     biases N(0, bias_scale²), ``activation`` between layers, none after the last. ``x_BRF`` is float32."""
     B, _, fan_in = x_BRF.shape
-    h_BRW = x_BRF
-    for depth, width in enumerate(widths):
-        weights_BFW = standard_normal_f32(rng, (B, fan_in, width))
-        weights_BFW *= (weight_scale_B / math.sqrt(fan_in)).astype(np.float32)[:, None, None]
-        biases_B1W = standard_normal_f32(rng, (B, 1, width))
-        biases_B1W *= bias_scale_B.astype(np.float32)[:, None, None]
+    fan_ins = [fan_in, *widths[:-1]]
+    # every weight and bias of the B networks in one draw: (B, P), layer by layer weights then biases
+    params_BP = standard_normal_f32(rng, (B, sum((f + 1) * w for f, w in zip(fan_ins, widths, strict=True))))
+    bias_scale_B11 = bias_scale_B.astype(np.float32)[:, None, None]
+    h_BRW, offset = x_BRF, 0
+    for depth, (fan_in, width) in enumerate(zip(fan_ins, widths, strict=True)):
+        weights_BFW = params_BP[:, offset:offset + fan_in * width].reshape(B, fan_in, width)
+        weights_BFW = weights_BFW * (weight_scale_B / math.sqrt(fan_in)).astype(np.float32)[:, None, None]
+        offset += fan_in * width
         h_BRW = np.matmul(h_BRW, weights_BFW)  # (B, R, fan_in) @ (B, fan_in, W) -> (B, R, W)
-        h_BRW += biases_B1W
+        h_BRW += params_BP[:, offset:offset + width].reshape(B, 1, width) * bias_scale_B11
+        offset += width
         if depth < len(widths) - 1:
             _ACTIVATIONS_INPLACE[activation](h_BRW)
-        fan_in = width
     return h_BRW
 
 
