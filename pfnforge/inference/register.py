@@ -117,13 +117,14 @@ def register_model(source: str | Path, name: str, *, alias: str | None = None, t
             experiment_id = found.experiment_id if found else client.create_experiment(experiment)
             run_id = client.create_run(experiment_id, run_name=f"register-{name}").info.run_id
         tags = registration_tags(origin.trained.task, info, origin.metrics)
-        with _tracking(where), mlflow.start_run(run_id=run_id):
-            logged = mlflow.pyfunc.log_model(
-                name=LOGGED_MODEL_NAME, python_model=pyfunc_entry.__file__, model_config={"target": target},
-                artifacts={"model": str(model_dir)}, signature=model_signature(target),
-                input_example=input_example(origin.trained, target), pip_requirements=_requirements(),
-                metadata={"pfnforge": {k: v for k, v in info.items() if k != "training"}}, tags=tags)
-        version = _create_version(client, name, logged, run_id, tags)
+        with _tracking(where):  # the registry store resolves the logged model through the global tracking URI
+            with mlflow.start_run(run_id=run_id):
+                logged = mlflow.pyfunc.log_model(
+                    name=LOGGED_MODEL_NAME, python_model=pyfunc_entry.__file__, model_config={"target": target},
+                    artifacts={"model": str(model_dir)}, signature=model_signature(target),
+                    input_example=input_example(origin.trained, target), pip_requirements=_requirements(),
+                    metadata={"pfnforge": {k: v for k, v in info.items() if k != "training"}}, tags=tags)
+            version = _create_version(client, name, logged, run_id, tags)
     limits = ", ".join(f"{k}={v}" for k, v in origin.trained.limits.items())
     client.update_model_version(name, version.version, description=(
         f"{origin.trained.task} PFN trained on prior {info.get('prior', {}).get('name', '?')} "

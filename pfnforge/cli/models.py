@@ -1,0 +1,114 @@
+"""``pfnforge register`` (a checkpoint, run or model directory into the MLflow Model Registry) and
+``pfnforge evaluate`` (a model against baselines on datasets, or against the exact posterior on a prior)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pfnforge.errors import ConfigError
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 1,2,4,8") from None
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    register = commands.add_parser("register", help="register a trained PFN in the MLflow Model Registry")
+    register.add_argument("source", help="a checkpoint (.ckpt), a run output directory (outputs/<run>), a model "
+                                         "directory, or an MLflow run id")
+    register.add_argument("--name", required=True, help="registered model name")
+    register.add_argument("--alias", help="alias to point at the new version, e.g. champion")
+    register.add_argument("--tracking-uri", help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, "
+                                                 "else sqlite:///mlflow.db)")
+    register.add_argument("--target", default="target", help="default target column of the pyfunc input frame")
+    register.add_argument("--experiment", default="pfnforge", help="experiment of a new run (when the training "
+                                                                  "run is not known)")
+    register.set_defaults(run=run_register)
+
+    evaluate = commands.add_parser("evaluate", help="score a PFN against baselines on datasets, or against the "
+                                                    "exact posterior on a prior")
+    evaluate.add_argument("model", nargs="?", help="checkpoint, model directory or models:/ URI (default: the "
+                                                   "bundled model of each dataset's task)")
+    evaluate.add_argument("overrides", nargs="*", help="with --prior: key=value overrides of the prior's config")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="directory of CSV/Parquet datasets (target: last column)")
+    source.add_argument("--prior", help="a prior that knows its exact posterior (e.g. gp)")
+    source.add_argument("--write-example-data", type=Path, metavar="DIR",
+                        help="write scikit-learn's bundled datasets to DIR as CSV files, and stop")
+    evaluate.add_argument("--target", help="target column (default: the last column)")
+    evaluate.add_argument("--task", default="auto", choices=["auto", "classification", "regression"])
+    evaluate.add_argument("--repeats", type=int, default=5, help="seeded train/test splits per dataset")
+    evaluate.add_argument("--test-size", type=float, default=0.3)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--n-estimators", type=int, default=4, help="PFN ensemble members")
+    evaluate.add_argument("--baselines", help="comma-separated (default: all installed: linear, random_forest, "
+                                              "gradient_boosting, hist_gradient_boosting, xgboost, ...)")
+    evaluate.add_argument("--context-sizes", type=_ints, help="with --prior: e.g. 1,2,4,8,16,32")
+    evaluate.add_argument("--num-datasets", type=int, default=256, help="with --prior: datasets per context size")
+    evaluate.add_argument("--test-rows", type=int, default=20, help="with --prior: test points per dataset")
+    evaluate.add_argument("--features", type=int, help="with --prior: features per dataset")
+    evaluate.add_argument("--out", type=Path, help="output directory (default: evaluation/<time>)")
+    evaluate.add_argument("--tracking-uri", default=None, help="MLflow URI for the evaluation run (default: "
+                                                               "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    evaluate.add_argument("--no-mlflow", action="store_true", help="write files only, log no MLflow run")
+    evaluate.set_defaults(run=run_evaluate)
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from pfnforge.inference.mlflow_models import register_model, tracking_uri_or_default
+
+    uri = tracking_uri_or_default(args.tracking_uri)
+    name, version = register_model(args.source, args.name, alias=args.alias, tracking_uri=uri, target=args.target,
+                                   experiment=args.experiment)
+    alias = f" (alias @{args.alias})" if args.alias else ""
+    print(f"registered {name} version {version}{alias} at {uri}")
+    print(f"load it with models:/{name}/{version}" + (f" or models:/{name}@{args.alias}" if args.alias else ""))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    if args.write_example_data is not None:
+        from pfnforge.evaluation.datasets import write_example_data
+
+        for path in write_example_data(args.write_example_data):
+            print(path)
+        return 0
+    from pfnforge.evaluation.run import Tracking, evaluate_on_data, evaluate_on_prior
+    from pfnforge.inference.artifact import load_model
+    from pfnforge.inference.mlflow_models import tracking_uri_or_default
+
+    if args.overrides and args.prior is None:
+        raise ConfigError(f"overrides {args.overrides} only apply with --prior NAME")
+    out = args.out or Path("evaluation") / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    label = Path(str(args.model)).name if args.model else "default"
+    tracking = Tracking(tracking_uri=None if args.no_mlflow else tracking_uri_or_default(args.tracking_uri),
+                        run_name=f"evaluate-{label}")
+    if args.data is not None:
+        from pfnforge.evaluation import baselines
+        from pfnforge.evaluation.tabular import EvaluateConfig
+
+        config = EvaluateConfig(repeats=args.repeats, test_size=args.test_size, seed=args.seed,
+                                n_estimators=args.n_estimators,
+                                baselines=args.baselines.split(",") if args.baselines else baselines.available())
+        model = load_model(args.model) if args.model else None
+        outcome = evaluate_on_data(model, args.data, out, config, target=args.target, task=args.task,
+                                   tracking=tracking)
+    else:
+        from pfnforge import registry
+        from pfnforge.config import compose_prior_config
+        from pfnforge.evaluation.posterior import PosteriorConfig
+
+        prior = registry.build_prior(compose_prior_config(args.prior, args.overrides))
+        config = PosteriorConfig(num_datasets=args.num_datasets, num_test_rows=args.test_rows,
+                                 num_features=args.features, seed=args.seed,
+                                 **({"context_sizes": args.context_sizes} if args.context_sizes else {}))
+        trained = load_model(args.model, task=None if args.model else prior.task.value)
+        outcome = evaluate_on_prior(trained, prior, out, config, tracking=tracking)
+    print(outcome.markdown)
+    print(f"tables and plots in {out}" + (f"; MLflow run {outcome.run_id}" if outcome.run_id else ""))
+    return 0

@@ -1,0 +1,97 @@
+"""Figures of ``pfnforge evaluate``: per-dataset scores, mean ranks with the Nemenyi critical difference,
+and a PFN's NLL against the exact posterior by number of context points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pfnforge.evaluation.metrics import MAIN_METRIC, critical_difference, ranks
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def mean_ranks(summary: pd.DataFrame, task: str) -> pd.Series:
+    """Mean rank per method over the datasets of ``task`` where every method has a score."""
+    metric = MAIN_METRIC[task]
+    table = summary[summary.task == task].pivot(index="dataset", columns="method", values=f"{metric}_mean")
+    table = table.dropna(axis=0, how="any")
+    return ranks(table, metric).mean().sort_values() if len(table) else pd.Series(dtype=float)
+
+
+def plot_dataset_scores(summary: pd.DataFrame, path: Path) -> Path:
+    """Grouped bars of the main metric (ROC AUC / R²) per dataset and method, with their std over repeats."""
+    plt = _pyplot()
+    tasks = [t for t in ("classification", "regression") if (summary.task == t).any()]
+    figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        metric = MAIN_METRIC[task]
+        part = summary[summary.task == task]
+        means = part.pivot(index="dataset", columns="method", values=f"{metric}_mean")
+        stds = part.pivot(index="dataset", columns="method", values=f"{metric}_std").fillna(0)
+        width = 0.8 / max(len(means.columns), 1)
+        for i, method in enumerate(means.columns):
+            ax.bar(np.arange(len(means)) + i * width, means[method], width, yerr=stds[method], label=method)
+        ax.set_xticks(np.arange(len(means)) + 0.4 - width / 2, means.index, rotation=30, ha="right")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{task}: {metric} (mean ± std over repeats)")
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_mean_ranks(summary: pd.DataFrame, path: Path) -> Path:
+    """Mean rank of each method across datasets (1 = best), each with an interval of ± half the Nemenyi
+    critical difference (α = 0.05): methods whose intervals overlap are not significantly different."""
+    plt = _pyplot()
+    tasks = [t for t in ("classification", "regression") if (summary.task == t).any()]
+    figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        ranking = mean_ranks(summary, task)
+        num_datasets = int(summary[summary.task == task].dataset.nunique())
+        cd = critical_difference(len(ranking), num_datasets)
+        y = np.arange(len(ranking))[::-1]
+        ax.errorbar(ranking.to_numpy(), y, xerr=cd / 2 if np.isfinite(cd) else None, fmt="o", capsize=4)
+        ax.set_yticks(y, ranking.index)
+        ax.set_xlim(0.5, max(len(ranking), 2) + 0.5)
+        ax.invert_xaxis()  # best on the right, as in critical-difference diagrams
+        ax.set_xlabel(f"mean rank by {MAIN_METRIC[task]} over {num_datasets} datasets (1 = best)")
+        ax.set_title(f"{task} (bars: critical difference {cd:.2f})" if np.isfinite(cd) else task)
+        ax.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_posterior_gap(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """NLL per test point of the model and of the exact posterior, and their gap, by context size."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = table.num_context
+    left.errorbar(x, table.model_nll, yerr=table.model_nll_stderr, marker="o", label="PFN")
+    left.errorbar(x, table.exact_nll, yerr=table.exact_nll_stderr, marker="s", label="exact posterior")
+    left.set_ylabel("NLL per test point (nats)")
+    left.legend()
+    right.errorbar(x, table.gap, yerr=table.gap_stderr, marker="o", color="tab:red")
+    right.axhline(0, color="grey", lw=0.8)
+    right.set_ylabel("NLL gap: PFN − exact (nats)")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xlabel("context points")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,95 @@
+"""What ``pfnforge evaluate`` leaves behind: tables (CSV and Markdown), plots, and an MLflow run holding the
+scores as metrics and the tables and plots as artifacts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pfnforge.evaluation.metrics import MAIN_METRIC
+from pfnforge.evaluation.plots import mean_ranks, plot_dataset_scores, plot_mean_ranks
+
+TABLE_COLUMNS = {"classification": ("roc_auc", "accuracy", "log_loss", "ece"), "regression": ("rmse", "r2")}
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
+    """A GitHub Markdown table of ``frame`` (no extra dependency)."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if np.isnan(value) else f"{value:.{digits}g}"
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def score_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Per dataset and method: the task's metrics (mean ± std over repeats), times, and any error."""
+    part = summary[summary.task == task]
+    table = part[["dataset", "method"]].copy()
+    for metric in (*TABLE_COLUMNS[task], "fit_s", "predict_s"):
+        mean, std = part[f"{metric}_mean"], part[f"{metric}_std"].fillna(0)
+        table[metric] = [("" if np.isnan(m) else f"{m:.4g} ± {s:.2g}") for m, s in zip(mean, std, strict=True)]
+    table["error"] = part["error"].str.slice(0, 80)
+    return table
+
+
+def write_tables(results: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
+    """results.csv (every split), summary.csv, summary.md (per task: scores, then mean ranks), and plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    sections = []
+    for task in ("classification", "regression"):
+        if not (summary.task == task).any():
+            continue
+        ranking = mean_ranks(summary, task)
+        sections.append(f"## {task}\n\n" + markdown_table(score_table(summary, task)))
+        if len(ranking):
+            sections.append(f"Mean rank by {MAIN_METRIC[task]} (1 = best):\n\n"
+                            + markdown_table(ranking.rename("mean_rank").reset_index()))
+    (out / "summary.md").write_text("\n".join(sections))
+    plots = [plot_dataset_scores(summary, out / "scores.png"), plot_mean_ranks(summary, out / "ranks.png")]
+    return [out / "results.csv", out / "summary.csv", out / "summary.md", *plots]
+
+
+def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """MLflow metrics: ``<dataset>/<method>/<metric>`` means, and ``rank/<task>/<method>`` mean ranks."""
+    metrics = {}
+    for row in summary.itertuples(index=False):
+        for metric in (*TABLE_COLUMNS[row.task], "fit_s", "predict_s"):
+            value = getattr(row, f"{metric}_mean")
+            if np.isfinite(value):
+                metrics[f"{row.dataset}/{row.method}/{metric}"] = float(value)
+    for task in ("classification", "regression"):
+        if (summary.task == task).any():
+            for method, rank in mean_ranks(summary, task).items():
+                metrics[f"rank/{task}/{method}"] = float(rank)
+    return metrics
+
+
+def log_to_mlflow(tracking_uri: str, experiment: str, run_name: str, params: dict[str, str],
+                  metrics: dict[str, float], artifacts: list[Path]) -> str:
+    """One MLflow run (through the client: no global MLflow state is touched); returns its id."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+    now = int(time.time() * 1000)
+    items = [Metric(re.sub(r"[^\w\-. /]", "_", key), value, now, 0) for key, value in metrics.items()]
+    for start in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[start:start + 1000])
+    client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+    for path in artifacts:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id)
+    return run_id
