@@ -1,0 +1,219 @@
+"""The SCM prior vs TabPFN v1's MLP-SCM prior and TabICL's SCM prior, classification, 1 and 2 processes.
+
+The anchors run in their own virtual environment (benchmark-only; never dependencies of pfnforge):
+
+    python3 -m venv /tmp/anchors-venv && /tmp/anchors-venv/bin/pip install torch==2.13.0
+    /tmp/anchors-venv/bin/pip install tabpfn==0.1.11 tabicl xgboost   # xgboost: TabICL's tree SCM needs it
+    python benchmarks/scm_prior.py --anchor-python /tmp/anchors-venv/bin/python [--rounds 2]
+
+This script installs nothing. Every measurement is a fresh subprocess (this script re-run in worker mode:
+pfnforge's with this interpreter, the anchors' with ``--anchor-python``), one BLAS/OpenMP/torch thread
+each; with 2 processes both warm up, then start timing together (a file barrier), and the rate is the sum
+of their rates (datasets / median batch seconds). Rounds alternate the three sides so that drift of a
+shared machine hits all of them; the table shows the median over rounds. Shape: 64 datasets × 1,024 rows
+× 100 feature columns, split at 512, every side drawing its number of used features per dataset
+(pfnforge 1..100, TabPFN 1..100, TabICL 2..100) and 2..10 classes.
+
+- ``scm``: pfnforge's defaults (graph + tree mechanisms, categoricals, warps, grids, missing values in half
+  of the datasets); ``scm 100 f`` additionally fixes 100 used features per dataset (the heaviest case).
+- ``TabPFN v1``: ``tabpfn==0.1.11``'s ``priors.mlp`` inside ``priors.flexible_categorical`` inside
+  ``priors.differentiable_prior``, wired as its ``scripts/model_builder.py`` does, with the hyperparameters
+  of its published training notebook (``PriorFittingCustomPrior.ipynb``: causal/non-causal MLPs with
+  meta-sampled depth, width, dropout, noise, init; a new MLP per dataset; 20 % categorical features;
+  2-10 classes, label normalisation and the train/test compatibility check). The GP half of its prior bag
+  is left out: this is its MLP-SCM prior. Its package ``__init__`` imports a transformer layer that no
+  longer imports on torch >= 2.1; the worker registers the package without running that ``__init__`` and
+  imports ``tabpfn.priors`` unchanged.
+- ``TabICL``: ``tabicl.prior.PriorDataset(prior_type="mix_scm")`` (MLP SCMs 70 %, XGBoost tree SCMs 30 %,
+  its default sampled hyperparameters, categorical features), ``n_jobs=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SHAPE = (64, 1024, 100)
+SIDES = {"scm": [], "scm 100 f": ["num_features.low=100"], "TabPFN v1": None, "TabICL": None}
+REPEATS = {"scm": 21, "scm 100 f": 15, "TabPFN v1": 21, "TabICL": 5}
+"""Timed batches per worker: the anchors' batch times vary several-fold with their meta-sampled sizes."""
+
+
+def _time(draw, repeats: int, warmups: int, barrier: str) -> list[float]:
+    """Seconds per batch; ``barrier`` is ``DIR:N``: wait until N workers are warm (a file each in DIR)."""
+    for _ in range(warmups):
+        draw()
+    folder, count = barrier.rsplit(":", 1)
+    with open(os.path.join(folder, str(os.getpid())), "w"):
+        pass
+    while len(os.listdir(folder)) < int(count):
+        time.sleep(0.001)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        draw()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _ours(side: str, repeats: int, barrier: str) -> list[float]:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from pfnforge.config import compose_prior_config
+    from pfnforge.prior import BatchShape
+    from pfnforge_priors.scm import SCMPrior
+
+    threadpool_limits(1)
+    prior = SCMPrior(compose_prior_config("scm", SIDES[side]))
+    B, R, F = SHAPE
+    shape = BatchShape(num_datasets=B, num_rows=R, num_features=F, num_train_rows=R // 2)
+    rng = np.random.default_rng(os.getpid())
+    return _time(lambda: prior.sample(rng, shape), repeats, 2, barrier)
+
+
+def _tabpfn_v1(repeats: int, barrier: str) -> list[float]:
+    import importlib.util
+    import random
+    import types
+
+    import numpy as np
+    import torch
+
+    spec = importlib.util.find_spec("tabpfn")  # skip tabpfn/__init__.py (see the module docstring)
+    package = types.ModuleType("tabpfn")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["tabpfn"] = package
+    from tabpfn.priors import differentiable_prior, flexible_categorical, mlp
+    from tabpfn.priors.utils import uniform_int_sampler_f
+
+    torch.set_num_threads(1)
+    seed = os.getpid()
+    torch.manual_seed(seed), random.seed(seed), np.random.seed(seed % 2**32)
+    B, R, F = SHAPE
+    hyperparameters = {
+        "emsize": 512, "sampling": "normal", "mix_activations": False, "pre_sample_causes": True,
+        "multiclass_type": "rank", "nan_prob_unknown_reason_reason_prior": 0.5, "categorical_feature_p": 0.2,
+        "nan_prob_no_reason": 0.0, "nan_prob_unknown_reason": 0.0, "nan_prob_a_reason": 0.0, "max_num_classes": 10,
+        "num_classes": uniform_int_sampler_f(2, 10), "noise_type": "Gaussian", "balanced": False,
+        "normalize_to_ranking": False, "set_value_to_nan": 0.1, "normalize_by_used_features": True,
+        "num_features_used": uniform_int_sampler_f(1, F), "num_categorical_features_sampler_a": -1.0,
+        "output_multiclass_ordered_p": 0.0, "normalize_with_sqrt": False, "new_mlp_per_example": True,
+        "prior_mlp_scale_weights_sqrt": True, "differentiable_hps_as_style": False, "random_feature_rotation": True,
+        "rotate_normalized_labels": True, "normalize_labels": True, "check_is_compatible": True,
+        "normalize_ignore_label_too": False, "seq_len_used": R, "verbose": False}
+    differentiable = {
+        "num_layers": {"distribution": "meta_gamma", "max_alpha": 2, "max_scale": 3, "round": True, "lower_bound": 2},
+        "prior_mlp_hidden_dim": {"distribution": "meta_gamma", "max_alpha": 3, "max_scale": 100, "round": True,
+                                 "lower_bound": 4},
+        "prior_mlp_dropout_prob": {"distribution": "meta_beta", "scale": 0.6, "min": 0.1, "max": 5.0},
+        "noise_std": {"distribution": "meta_trunc_norm_log_scaled", "max_mean": 0.3, "min_mean": 0.0001,
+                      "round": False, "lower_bound": 0.0},
+        "init_std": {"distribution": "meta_trunc_norm_log_scaled", "max_mean": 10.0, "min_mean": 0.01,
+                     "round": False, "lower_bound": 0.0},
+        "num_causes": {"distribution": "meta_gamma", "max_alpha": 3, "max_scale": 7, "round": True, "lower_bound": 2},
+        "prior_mlp_activations": {"distribution": "meta_choice_mixed",
+                                  "choice_values": [torch.nn.Tanh, torch.nn.Identity, torch.nn.ReLU]},
+        **{name: {"distribution": "meta_choice", "choice_values": [True, False]}
+           for name in ("is_causal", "pre_sample_weights", "y_is_effect", "block_wise_dropout", "sort_features",
+                        "in_clique")}}
+
+    def mlp_batch(batch_size, seq_len, num_features, hyperparameters, device, **kwargs):
+        return mlp.get_batch(batch_size=batch_size, seq_len=seq_len, num_features=num_features,
+                             hyperparameters=hyperparameters, device=device, **kwargs)
+
+    def flexible_batch(batch_size, seq_len, num_features, hyperparameters, device, **kwargs):
+        return flexible_categorical.get_batch(batch_size=batch_size, seq_len=seq_len, num_features=num_features,
+                                              get_batch=mlp_batch, device=device, hyperparameters=hyperparameters,
+                                              **kwargs)
+
+    def draw():
+        with torch.no_grad():
+            differentiable_prior.get_batch(B, R, F, flexible_batch, device="cpu",
+                                           differentiable_hyperparameters=differentiable,
+                                           hyperparameters=hyperparameters, single_eval_pos=R // 2)
+    return _time(draw, repeats, 1, barrier)
+
+
+def _tabicl(repeats: int, barrier: str) -> list[float]:
+    import numpy as np
+    import torch
+    from tabicl.prior import PriorDataset
+
+    torch.set_num_threads(1)
+    seed = os.getpid()
+    torch.manual_seed(seed), np.random.seed(seed % 2**32)
+    B, R, F = SHAPE
+    prior = PriorDataset(batch_size=B, min_features=2, max_features=F, max_classes=10, max_seq_len=R,
+                         min_train_size=0.5, max_train_size=0.5, prior_type="mix_scm", n_jobs=1)
+    return _time(lambda: prior.get_batch(), repeats, 1, barrier)
+
+
+def _run(python: str, side: str, processes: int, repeats: int) -> float:
+    """Datasets/s summed over ``processes`` simultaneous worker processes."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as folder:
+        args = [python, os.path.abspath(__file__), "--worker", side, str(repeats), f"{folder}:{processes}"]
+        workers = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+        outputs = [(worker.communicate()[0], worker.returncode) for worker in workers]
+    rates = []
+    for out, returncode in outputs:
+        if returncode != 0:
+            raise SystemExit(f"{side} worker failed (exit {returncode})")
+        rates.append(SHAPE[0] / statistics.median(json.loads(out.strip().splitlines()[-1])))
+    return sum(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--anchor-python", required=True, help="python of a venv with torch, tabpfn and tabicl")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the sides")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the timed batches per worker")
+    args = parser.parse_args()
+    rates: dict[tuple[str, int], float] = {}
+    for processes in (1, 2):
+        measured: dict[str, list[float]] = {side: [] for side in SIDES}
+        for _ in range(args.rounds):
+            for side in SIDES:
+                python = sys.executable if SIDES[side] is not None else args.anchor_python
+                repeats = max(1, round(REPEATS[side] * args.scale))
+                measured[side].append(_run(python, side, processes, repeats))
+        for side, values in measured.items():
+            rates[side, processes] = statistics.median(values)
+    print(f"shape {'×'.join(map(str, SHAPE))}, classification; datasets/s (sum over processes)")
+    header = (f"{'side':<10} {'proc':>4} {'ds/s':>9} {'ds/s/proc':>10} {'× TabPFN v1':>12} {'× TabICL':>9} "
+              f"{'× own 1':>8}")
+    print(header)
+    print("-" * len(header))
+    for side in SIDES:
+        for processes in (1, 2):
+            rate = rates[side, processes]
+            print(f"{side:<10} {processes:>4} {rate:>9.1f} {rate / processes:>10.1f} "
+                  f"{rate / rates['TabPFN v1', processes]:>12.2f} {rate / rates['TabICL', processes]:>9.2f} "
+                  f"{rate / rates[side, 1]:>8.2f}")
+    print("\n× TabPFN v1 / × TabICL: this side's datasets/s over the anchor's, same run, same process count "
+          "(targets for scm: ≥ 2 and ≥ 10). × own 1: 2 processes over 1 (target ≥ 1.8).")
+
+
+def _worker_main(argv: list[str]) -> None:
+    side, repeats, barrier = argv
+    if side == "TabPFN v1":
+        times = _tabpfn_v1(int(repeats), barrier)
+    elif side == "TabICL":
+        times = _tabicl(int(repeats), barrier)
+    else:
+        times = _ours(side, int(repeats), barrier)
+    print(json.dumps(times))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        _worker_main(sys.argv[2:])
+    else:
+        main()
