@@ -81,7 +81,12 @@ def test_tiny_gp_pfn_trains_and_is_tracked_in_mlflow(tmp_path):
     assert run.data.params["model/embed_dim"] == "32" and "git_commit" in run.data.params
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert len(history) == 40
-    assert {"data/wait_fraction", "throughput/datasets_per_s", "lr-AdamW"} & set(run.data.metrics)
+    assert {"throughput/datasets_per_s", "throughput/tokens_per_s", "throughput/model_tflops_per_s",
+            "train/grad_norm", "train/lr"} <= set(run.data.metrics)
+    lr = [m.value for m in client.get_metric_history(run.info.run_id, "train/lr")]
+    assert lr[0] == pytest.approx(1e-3 / 20) and max(lr) == pytest.approx(1e-3, rel=0.02)  # warm-up to the peak
+    grad_norms = [m.value for m in client.get_metric_history(run.info.run_id, "train/grad_norm")]
+    assert all(np.isfinite(grad_norms)) and min(grad_norms) > 0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "prior-preview.png", "last"} <= artifacts  # config, prior preview, final checkpoint
     assert "last/last.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "last")}
@@ -187,6 +192,31 @@ def test_ddp_with_two_processes_trains(tmp_path, cli_env):
     assert state["global_step"] == 6
 
 
+def test_two_emulated_nodes_under_torchrun_train_as_one_job(tmp_path, cli_env):
+    """Two torchrun agents (node ranks 0 and 1) on loopback, one process each: the way a multi-node job
+    without Slurm starts. Both nodes must agree on every step and the rank-zero node writes checkpoints."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli_env["OMP_NUM_THREADS"] = "1"
+    agents = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}", "--nproc-per-node=1",
+         "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "pfnforge.cli", "train", "trainer=ddp",
+         "trainer.devices=1", "trainer.num_nodes=2", f"paths.output_dir={tmp_path / 'nodes'}",
+         f"logger.tracking_uri=sqlite:///{tmp_path / f'mlflow-{node}.db'}", "model.embed_dim=32",
+         "data.num_workers=0", "trainer.max_steps=4", "trainer.val_check_interval=4",
+         "trainer.enable_progress_bar=false"],
+        cwd=tmp_path, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for node in (0, 1)]
+    outputs = [agent.communicate(timeout=600)[0] for agent in agents]
+    assert [a.returncode for a in agents] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "MEMBER: 2/2" in outputs[0] or "All distributed processes registered. Starting with 2" in outputs[0]
+    state = torch.load(tmp_path / "nodes" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 4 and state["PriorDataModule"]["next_batch"] == 4
+
+
 TRAINERS = sorted(p.stem for p in (Path(__file__).parent.parent / "configs" / "trainer").glob("*.yaml"))
 
 
@@ -227,3 +257,48 @@ def test_fsdp2_with_two_processes_trains_and_resumes(tmp_path, cli_env):
     assert "Restored all states from the checkpoint" in result.stderr
     state = torch.load(tmp_path / "fsdp" / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 7 and state["PriorDataModule"]["next_batch"] == 7
+
+
+def test_compiled_model_trains_like_the_plain_one_and_saves_plain_names(tmp_path):
+    """``trainer.compile=true`` (graph capture through aot_eager here; inductor needs no other wiring)."""
+    steps = ("trainer.max_steps=3", "trainer.val_check_interval=3")
+    plain, compiled = LossRecorder(), LossRecorder()
+    run_training(_config(tmp_path, "plain", *steps), callbacks=[plain])
+    out = run_training(_config(tmp_path, "compiled", *steps, "trainer.compile=true",
+                               "trainer.compile_backend=aot_eager"), callbacks=[compiled])
+    for step in plain.losses:
+        assert torch.allclose(plain.losses[step], compiled.losses[step], atol=1e-5), step
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert "model.encode_x.weight" in state and not any("_orig_mod" in k for k in state)
+
+
+def test_old_step_checkpoints_are_pruned_to_the_newest_few(tmp_path):
+    out = run_training(_config(tmp_path, "pruned", "trainer.max_steps=12", "trainer.checkpoint_every_n_steps=3",
+                               "callbacks.keep_checkpoints=2", "trainer.val_check_interval=12"))
+    names = {p.name for p in (out / "checkpoints").iterdir()}
+    assert names == {"last.ckpt", "epoch=0-step=9.ckpt", "epoch=0-step=12.ckpt"}
+
+
+def test_multirun_trains_one_run_per_combination_in_its_own_directory(tmp_path, cli_env):
+    cli_env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-m", "pfnforge.cli", "train", "--multirun", "model.embed_dim=16,32", "debug=fast",
+               f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    result = subprocess.run(command, cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job, width in ((0, 16), (1, 32)):
+        checkpoint = torch.load(tmp_path / "multirun" / "debug" / str(job) / "checkpoints" / "last.ckpt",
+                                weights_only=True)
+        assert checkpoint["pfnforge"]["model"]["embed_dim"] == width and checkpoint["global_step"] == 5
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("pfnforge").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["debug-0", "debug-1"]
+
+
+@pytest.mark.parametrize("debug", ["fast", "profile", "anomaly"])
+def test_every_debug_config_composes_into_a_short_run(debug):
+    from pfnforge.train.build import TrainerConfig, typed
+
+    cfg = compose_train_config([f"debug={debug}"])
+    trainer = typed(TrainerConfig, cfg.trainer, "trainer")
+    assert trainer.max_steps <= 50 and cfg.data.num_workers == 0
+    assert (trainer.profiler == "simple") == (debug == "profile") and trainer.detect_anomaly == (debug == "anomaly")

@@ -33,6 +33,18 @@ class OptimConfig:
                               f"weight_decay={self.weight_decay}, warmup_steps={self.warmup_steps}")
 
 
+def training_flops(model: ModelConfig, num_datasets: int, num_rows: int, num_train_rows: int) -> float:
+    """Floating-point operations of one training step (forward and backward, 3× the forward), counting the
+    matrix products: query, output and MLP projections of every row, key/value projections of the training
+    rows, attention of every row onto the training rows. For model FLOPs utilisation, divide the rate by the
+    device's peak."""
+    E, T = model.embed_dim, num_train_rows
+    every_row = 2 * (2 * E * E + 2 * model.mlp_ratio * E * E) + 4 * T * E  # projections; scores and values
+    train_rows = 2 * (2 * E * E)  # keys and values
+    forward = num_datasets * model.num_layers * (num_rows * every_row + T * train_rows)
+    return 3.0 * forward
+
+
 CHECKPOINT_FORMAT_VERSION = 1
 """Version of the ``"pfnforge"`` entry every checkpoint carries (see ``on_save_checkpoint``)."""
 
@@ -90,11 +102,22 @@ class PFNModule(L.LightningModule):
             seconds = now - self._last_step_end
             self.log("throughput/datasets_per_s", B / seconds)
             self.log("throughput/rows_per_s", B * R / seconds)
+            self.log("throughput/tokens_per_s", B * R / seconds)  # one token per row
+            self.log("throughput/model_tflops_per_s",
+                     training_flops(self.model_config, B, R, batch.num_train_rows) / seconds / 1e12)
         self._last_step_end = now
         source = self.trainer.datamodule.source if self.trainer.datamodule is not None else None
         if source is not None:
             self.log("data/wait_fraction", source.stats.as_metrics()["data/wait_fraction"])
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """The learning rate, and the gradient norm before clipping (sharded gradients are reduced first)."""
+        self.log("train/lr", optimizer.param_groups[0]["lr"])
+        norms = [p.grad.detach().norm(2) for p in self.parameters() if p.grad is not None]
+        if norms:  # DeepSpeed ZeRO 2/3 keeps gradients inside its engine
+            norms = [n.full_tensor() if hasattr(n, "full_tensor") else n for n in norms]  # FSDP2 DTensors
+            self.log("train/grad_norm", torch.linalg.vector_norm(torch.stack(norms)))
 
     def validation_step(self, batch: StepBatch, batch_idx: int) -> None:
         log_likelihood_BT = self.model.test_log_likelihood(batch.x, batch.y, batch.num_train_rows,

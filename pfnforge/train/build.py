@@ -1,0 +1,161 @@
+"""The builders ``pfnforge train`` calls in order: typed config groups, then strategy, logger, callbacks and
+the Lightning trainer. Each takes typed configs and returns one object; none reads a raw ``DictConfig``
+except ``typed``, which turns one into its dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pfnforge.errors import ConfigError
+from pfnforge.prior import Task
+
+
+@dataclass(kw_only=True)
+class TrainerConfig:
+    """Lightning trainer settings (strategy, precision, steps, checkpoint cadence)."""
+
+    max_steps: int = 1000
+    """Optimiser steps of the whole run (a resumed run stops at the same step)."""
+    accelerator: str = "cpu"
+    """``cpu``, ``gpu`` or ``auto``."""
+    devices: int = 1
+    """Devices (processes) per node."""
+    num_nodes: int = 1
+    """Nodes; under Slurm or torchrun the cluster environment supplies ranks and addresses."""
+    strategy: str = "auto"
+    """``auto``, ``ddp``, ``fsdp``, ``fsdp2``, ``deepspeed_stage_1/2/3`` or any Lightning strategy name."""
+    precision: str = "32-true"
+    """Lightning precision, e.g. ``bf16-mixed`` on GPUs."""
+    gradient_clip_val: float = 1.0
+    """Clip the gradient norm to this value (0: no clipping)."""
+    accumulate_grad_batches: int = 1
+    """Batches whose gradients are summed before each optimiser step."""
+    log_every_n_steps: int = 10
+    """Steps between metric logs."""
+    checkpoint_every_n_steps: int = 50
+    """Steps between checkpoints (``last.ckpt`` always follows the newest)."""
+    deterministic: bool = True
+    """Deterministic kernels: on CPU a resumed run repeats the losses bit for bit."""
+    enable_progress_bar: bool = True
+    """Show a progress bar."""
+    val_check_interval: int = 100
+    """Optimiser steps between validations on the fixed validation set."""
+    compile: bool = False
+    """Compile the model with ``torch.compile`` (batch shapes vary per step: expect a few recompiles)."""
+    compile_backend: str = "inductor"
+    """``torch.compile`` backend: ``inductor`` (fused kernels) or e.g. ``aot_eager`` (graph capture only)."""
+    profiler: str | None = None
+    """Lightning profiler: ``simple`` or ``advanced`` (``null``: none)."""
+    detect_anomaly: bool = False
+    """Stop at the first NaN or inf in the backward pass (slow; for debugging)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "devices", "num_nodes", "accumulate_grad_batches", "log_every_n_steps",
+                     "checkpoint_every_n_steps", "val_check_interval"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"trainer.{name}={getattr(self, name)} is out of range: it must be >= 1")
+        if self.gradient_clip_val < 0:
+            raise ConfigError(f"trainer.gradient_clip_val={self.gradient_clip_val} must be >= 0 (0: no clipping)")
+
+
+@dataclass(kw_only=True)
+class LoggerConfig:
+    """Where metrics, params and artifacts go."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    """MLflow tracking URI: the embedded store in the working directory, or ``http://host:5000``."""
+    experiment: str = "pfnforge"
+    """MLflow experiment name."""
+
+
+@dataclass(kw_only=True)
+class CallbacksConfig:
+    """Optional callbacks around training."""
+
+    keep_checkpoints: int = -1
+    """Step checkpoints kept besides ``last.ckpt``, newest first (-1: all)."""
+    enable_device_stats: bool = False
+    """Log CPU/GPU memory and utilisation every ``trainer.log_every_n_steps`` (Lightning's DeviceStatsMonitor)."""
+    max_time: str | None = None
+    """Stop cleanly (checkpointing) after this wall time, ``DD:HH:MM:SS``; ``null``: no limit."""
+
+    def __post_init__(self) -> None:
+        if self.keep_checkpoints < -1:
+            raise ConfigError(f"callbacks.keep_checkpoints={self.keep_checkpoints} must be >= -1 (-1: keep all)")
+
+
+def typed(schema: type, node: DictConfig, group: str) -> Any:
+    """Validate a config group against its dataclass; unknown keys and bad values name the group."""
+    try:
+        values = OmegaConf.to_container(node, resolve=True)  # interpolations resolve against the whole config
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{group}: {str(error).splitlines()[0]} (valid keys: "
+                          f"{', '.join(f.name for f in dataclasses.fields(schema))})") from error
+
+
+def build_strategy(config: TrainerConfig, task: Task) -> Any:
+    """The Lightning strategy the config names; ``fsdp2`` is per-layer ``fully_shard`` (CPU or GPU)."""
+    if task is Task.mixed and config.strategy == "ddp":  # each step uses one of the two heads
+        return "ddp_find_unused_parameters_true"
+    if config.strategy == "fsdp2":
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        return ModelParallelStrategy(data_parallel_size=config.devices * config.num_nodes, tensor_parallel_size=1,
+                                     save_distributed_checkpoint=False)
+    return config.strategy
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def build_logger(config: LoggerConfig, run_name: str, params: dict[str, Any]) -> L.pytorch.loggers.Logger:
+    """An MLflow logger that never stalls training, with the resolved config, git commit and Slurm job as params."""
+    from pfnforge.train.tracking import ResilientMLFlowLogger
+
+    logger = ResilientMLFlowLogger(experiment_name=config.experiment, run_name=run_name,
+                                   tracking_uri=config.tracking_uri, log_model=True)
+    logger.log_hyperparams({**params, "git_commit": git_commit(),
+                            "slurm_job_id": os.environ.get("SLURM_JOB_ID", "none")})
+    return logger
+
+
+def build_callbacks(config: CallbacksConfig, trainer: TrainerConfig, checkpoint_dir: Path) -> list[L.Callback]:
+    from lightning.pytorch.callbacks import DeviceStatsMonitor, ModelCheckpoint, Timer
+
+    callbacks: list[L.Callback] = [ModelCheckpoint(
+        dirpath=checkpoint_dir, save_last=True, save_top_k=config.keep_checkpoints, monitor="step", mode="max",
+        every_n_train_steps=trainer.checkpoint_every_n_steps)]
+    if config.enable_device_stats:
+        callbacks.append(DeviceStatsMonitor(cpu_stats=True))
+    if config.max_time:
+        callbacks.append(Timer(duration=config.max_time, interval="step"))
+    return callbacks
+
+
+def build_trainer(config: TrainerConfig, strategy: Any, logger: Any, callbacks: list[L.Callback],
+                  output_dir: Path) -> L.Trainer:
+    return L.Trainer(
+        max_steps=config.max_steps, accelerator=config.accelerator, devices=config.devices,
+        num_nodes=config.num_nodes, strategy=strategy, precision=config.precision,
+        gradient_clip_val=config.gradient_clip_val or None, accumulate_grad_batches=config.accumulate_grad_batches,
+        log_every_n_steps=config.log_every_n_steps, deterministic=config.deterministic, logger=logger,
+        callbacks=callbacks, default_root_dir=output_dir, enable_model_summary=False, use_distributed_sampler=False,
+        enable_progress_bar=config.enable_progress_bar, val_check_interval=config.val_check_interval,
+        check_val_every_n_epoch=None, num_sanity_val_steps=0, profiler=config.profiler,
+        detect_anomaly=config.detect_anomaly,
+    )
