@@ -44,8 +44,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sample = with_shape("sample", "draw a batch and write it as an Arrow IPC file", 16, 100, 5)
     sample.add_argument("--out", type=Path, required=True, help="output .arrow file")
     sample.set_defaults(run=run_sample)
-    preview = with_shape("preview", "plot sample datasets to a PNG", 9, 60, 1)
+    preview = with_shape("preview", "plot sample datasets, class balance, missingness and drawn hyperparameters"
+                         " to a PNG", 64, 100, 1)
     preview.add_argument("--out", type=Path, default=None, help="output PNG (default <name>-preview.png)")
+    preview.add_argument("--show", type=int, default=8, help="sample datasets drawn as scatter plots")
     preview.set_defaults(run=run_preview)
     stats = with_shape("stats", "summary statistics of many draws", 64, 100, 5)
     stats.add_argument("--batches", type=int, default=10, help="batches to draw")
@@ -135,7 +137,8 @@ def run_preview(args: argparse.Namespace) -> int:
     print(f"sampling {shape.num_datasets} datasets from {prior.name} for a preview ...", file=sys.stderr)
     batch = prior.sample(np.random.default_rng(args.seed), shape)
     out = args.out or Path(f"{args.name}-preview.png")
-    plot_batch(batch, out, title=f"{args.name} prior, seed {args.seed}")
+    overrides = " ".join(args.overrides)
+    plot_batch(batch, out, title=f"{args.name} {overrides}".strip() + f", seed {args.seed}", max_datasets=args.show)
     print(f"wrote {out.resolve()}")
     return 0
 
