@@ -55,7 +55,19 @@ def _relevance(x_RF: np.ndarray, y_R: np.ndarray, classes: int) -> np.ndarray:
     return scores
 
 
-def _scatter(ax, batch: PriorBatch, b: int) -> None:
+def _caption(batch: PriorBatch, b: int, names: list[str]) -> str:
+    """The dataset's values of the first two hyperparameters among ``names``, choices first."""
+    parts = []
+    for name in sorted(names, key=lambda n: batch.hyperparameters[n].dtype != object):
+        value = batch.hyperparameters[name][b]
+        if isinstance(value, str):
+            parts.append(f"{name}={value}")
+        elif isinstance(value, (float, np.floating, int, np.integer)) and np.isfinite(value):
+            parts.append(f"{name}={value:.3g}")
+    return ", ".join(parts[:2])
+
+
+def _scatter(ax, batch: PriorBatch, b: int, names: list[str]) -> None:
     x, y, train = _dataset(batch, b)
     x, y = x[:_MAX_POINTS], y[:_MAX_POINTS]
     train = min(train, len(y))
@@ -82,7 +94,8 @@ def _scatter(ax, batch: PriorBatch, b: int) -> None:
         ax.set_xlabel(f"x{j}", fontsize=7, labelpad=1)
         ax.set_ylabel("class" if classes else "y", fontsize=7, labelpad=1)
     kind = f"{classes} classes" if classes else "regression"
-    ax.set_title(f"#{b} [{batch.prior[b]}] {kind}, {x.shape[1]} feat.", fontsize=7, pad=2)
+    ax.set_title(f"#{b} [{batch.prior[b]}] {kind}, {x.shape[1]} feat.\n{_caption(batch, b, names)}", fontsize=7,
+                 pad=2)
 
 
 def _class_shares(ax, batch: PriorBatch) -> None:
@@ -186,7 +199,8 @@ def preview_figure(batch: PriorBatch, *, title: str, max_datasets: int = 8) -> p
     fig, axes = plt.subplots(len(heights), 4, figsize=(12, sum(heights) + 0.6), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for i, ax in enumerate(axes[:sample_rows].flat):
-        _scatter(ax, batch, i) if i < shown else ax.axis("off")
+        varied = [n for n in names if distinct[n] > 1]
+        _scatter(ax, batch, i, varied) if i < shown else ax.axis("off")
     for ax, panel in zip(axes[sample_rows], (_class_shares, _missing, _sizes, _feature_correlation), strict=True):
         panel(ax, batch)
     for i, ax in enumerate(axes[sample_rows + 1:].flat):
