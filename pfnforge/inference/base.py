@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d
 
 from pfnforge.errors import InputError
 from pfnforge.inference.artifact import TrainedPFN, load_model
@@ -137,7 +137,7 @@ def _finite_target(y: Any, estimator: str) -> np.ndarray:
         raise InputError(f"{estimator} requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
+        y = column_or_1d(y, warn=True)  # scikit-learn's DataConversionWarning
     if y.ndim != 1:
         raise InputError(f"y must be 1-D (one target per row), got shape {y.shape}")
     if y.size == 0:

@@ -43,7 +43,7 @@ class PFNClassifier(ClassifierMixin, _PFNEstimator):
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
         num_classes = len(self.classes_)
         if num_classes < 2:
-            raise InputError(f"y has one class ({self.classes_[0]!r}); a classifier needs at least two classes")
+            raise InputError(f"y has one class ({self.classes_[0]}); a classifier needs at least two classes")
         self._fit_context(X, y, num_classes)
         self.y_train_ = y_encoded.astype(np.float64)
         return self
