@@ -55,3 +55,10 @@ def test_bad_settings_name_the_field(override, fragment):
 def test_gamma_hyperprior_mean():
     draws = Gamma(shape=3.0, scale=0.2, offset=1.0).sample(np.random.default_rng(3), 50_000)
     assert draws.mean() == pytest.approx(1.6, rel=0.01) and draws.min() > 1.0
+
+
+def test_more_classes_than_rows_is_refused():
+    prior = ArchPrior(compose_prior_config("arch", ["classification=true", "num_classes.low=5"]))
+    with pytest.raises(ConfigError, match=r"3 rows cannot hold num_classes\.low=5"):
+        prior.sample(np.random.default_rng(0), BatchShape(num_datasets=2, num_rows=3, num_features=1,
+                                                          num_train_rows=1))

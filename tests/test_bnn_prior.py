@@ -75,3 +75,9 @@ def test_more_classes_than_rows_is_refused():
     with pytest.raises(ConfigError, match=r"3 rows cannot hold num_classes\.low=5"):
         prior.sample(np.random.default_rng(0), BatchShape(num_datasets=2, num_rows=3, num_features=1,
                                                           num_train_rows=1))
+
+
+@pytest.mark.parametrize(("field", "rows", "features"), [("num_features", 5, 0), ("num_rows", 0, 2)])
+def test_zero_features_or_rows_are_refused_before_sampling(field, rows, features):
+    with pytest.raises(ConfigError, match=rf"{field}=0 is out of range: it must be >= 1"):
+        BatchShape(num_datasets=2, num_rows=rows, num_features=features, num_train_rows=0)

@@ -51,12 +51,25 @@ def test_mixing_regression_and_classification_is_a_mixed_task():
 
 
 @pytest.mark.parametrize(("override", "error", "fragment"), [
-    ("prior.components=[{prior: gp, weight: 0}]", ConfigError, "must be >= 0 with a positive sum"),
+    ("prior.components=[{prior: gp, weight: 0}, {prior: bnn, weight: 0}]", ConfigError,
+     r"components\[\*\]\.weight: component weights \[0\.0, 0\.0\] must be >= 0 with a positive sum"),
+    ("prior.components=[{prior: gp, weight: -1}, {prior: bnn}]", ConfigError, "must be >= 0 with a positive sum"),
     ("prior.components=[]", ConfigError, "components is empty"),
-    ("prior.components=[{prior: nosuch}]", UnknownPriorError, "unknown prior 'nosuch'"),
-    ("prior.components=[{prior: mixture}]", ConfigError, "other than mixture"),
-    ("prior.components=[{prior: gp, overrides: ['lengthscale.low=-1']}]", ConfigError, "component 'gp'"),
+    ("prior.components=[{prior: gp}, {prior: nosuch}]", UnknownPriorError,
+     r"components\[1\]\.prior: unknown prior 'nosuch'.*Installed priors: .*gp"),
+    ("prior.components=[{prior: mixture}]", ConfigError, r"components\[0\]\.prior: .*other than mixture"),
+    ("prior.components=[{prior: gp, overrides: ['lengthscale.low=-1']}]", ConfigError,
+     r"components\[0\] \('gp'\) overrides \['lengthscale\.low=-1'\]: a log-scale range needs low > 0"),
+    ("prior.components=[{prior: bnn, overrides: ['num_classes.low=1']}]", ConfigError,
+     r"components\[0\] \('bnn'\) overrides .*: num_classes=\[1, 10\] is out of range"),
 ])
 def test_bad_mixtures_name_the_problem(override, error, fragment):
     with pytest.raises(error, match=fragment):
         _mixture(override)
+
+
+def test_a_component_asked_for_more_classes_than_rows_names_the_field():
+    prior = _mixture("prior.components=[{prior: arch, overrides: ['classification=true', 'num_classes.low=6']}]")
+    with pytest.raises(ConfigError, match=r"4 rows cannot hold num_classes\.low=6 classes"):
+        prior.sample(np.random.default_rng(0), BatchShape(num_datasets=2, num_rows=4, num_features=2,
+                                                          num_train_rows=2))

@@ -67,6 +67,8 @@ class ArchPrior(Prior):
     def sample(self, rng: np.random.Generator, shape: BatchShape) -> PriorBatch:
         cfg: ArchConfig = self.config
         B, R, F = shape.num_datasets, shape.num_rows, shape.num_features
+        if cfg.classification and cfg.num_classes.low > R:
+            raise ConfigError(f"{R} rows cannot hold num_classes.low={cfg.num_classes.low} classes: use more rows")
         num_layers, width = cfg.num_layers.sample(rng, B), cfg.width.sample(rng, B)
         activation = cfg.activation.sample(rng, B)
         weight_scale, bias_scale, noise_std = (getattr(cfg, n).sample(rng, B)

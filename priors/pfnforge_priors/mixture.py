@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pfnforge import registry
 from pfnforge.batch import PriorBatch
-from pfnforge.errors import ConfigError
+from pfnforge.errors import ConfigError, UnknownPriorError
 from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
 
 
@@ -52,19 +52,25 @@ class MixtureConfig(PriorConfig):
             raise ConfigError("components is empty: give at least one {prior: NAME, weight: W}")
         weights = [c.weight for c in self.components]
         if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-            raise ConfigError(f"component weights {weights} must be >= 0 with a positive sum")
-        for component in self.components:
+            raise ConfigError(f"components[*].weight: component weights {weights} must be >= 0 with a positive sum"
+                              " (give at least one component a weight > 0)")
+        for i, component in enumerate(self.components):
             if component.prior in ("", "mixture"):
-                raise ConfigError(f"component prior {component.prior!r}: name an installed prior other than mixture")
+                raise ConfigError(f"components[{i}].prior: component prior {component.prior!r}: name an installed "
+                                  "prior other than mixture")
 
 
-def _build(component: Component) -> Prior:
-    cls = registry.load_prior_class(component.prior)  # unknown names list the installed priors
+def _build(index: int, component: Component) -> Prior:
+    try:
+        cls = registry.load_prior_class(component.prior)
+    except UnknownPriorError as error:  # its message lists the installed priors
+        raise UnknownPriorError(f"mixture components[{index}].prior: {error}") from error
     try:
         config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.Config),
                                                      OmegaConf.from_dotlist(list(component.overrides))))
     except (ConfigError, OmegaConfBaseException) as error:
-        raise ConfigError(f"mixture component {component.prior!r}: {str(error).splitlines()[0]}") from error
+        raise ConfigError(f"mixture components[{index}] ({component.prior!r}) overrides {list(component.overrides)}: "
+                          f"{str(error).splitlines()[0]}") from error
     return cls(config)
 
 
@@ -77,7 +83,7 @@ class MixturePrior(Prior):
 
     def __init__(self, config: MixtureConfig | None = None) -> None:
         super().__init__(config)
-        self.components = [_build(c) for c in self.config.components]
+        self.components = [_build(i, c) for i, c in enumerate(self.config.components)]
         weights = np.array([c.weight for c in self.config.components])
         self.probabilities = weights / weights.sum()
         tasks = {c.task for c in self.components}
