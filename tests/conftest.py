@@ -1,11 +1,18 @@
-"""Shared test set-up: CPU only, the documented example plugin installed into a temporary target dir."""
+"""Shared test set-up: CPU only, the documented example plugin installed into a temporary target dir, a real
+``mlflow server`` on loopback, and one tiny trained PFN run shared by the inference tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +54,71 @@ def write_distribution(root: Path, name: str, entry_points: dict[str, str], modu
     (dist_info / "entry_points.txt").write_text(f"[pfnforge.priors]\n{lines}")
     for module, source in modules.items():
         (root / f"{module}.py").write_text(source)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_mlflow_server(directory: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real ``mlflow server`` (sqlite backend, artifacts proxied) on loopback, in its own process group,
+    which is killed at the end (the server and the helpers it spawned)."""
+    port = free_port()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{directory / 'server.db'}",
+         "--artifacts-destination", str(directory / "artifacts"), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail("mlflow server did not become healthy in 120 s")
+        time.sleep(0.5)
+    try:
+        yield url, process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    with running_mlflow_server(tmp_path) as server:
+        yield server
+
+
+TINY_RUN_TRAINING = ["model.embed_dim=32", "model.num_layers=1", "data.num_workers=0", "data.stream.num_datasets=8",
+                     "trainer.max_steps=6", "trainer.checkpoint_every_n_steps=6", "trainer.val_check_interval=6",
+                     "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "run_name=tiny-gp"]
+
+
+@pytest.fixture(scope="session")
+def tiny_gp_run(tmp_path_factory) -> dict:
+    """One tiny GP regression run (6 steps) tracked in its own embedded store and registered at the end of
+    training as ``tiny-gp`` with alias ``champion``: its output directory, tracking URI and run id."""
+    from mlflow import MlflowClient
+
+    from pfnforge.cli.train import compose_train_config
+    from pfnforge.train.run import run_training
+
+    root = tmp_path_factory.mktemp("tiny-gp")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    output_dir = run_training(compose_train_config([
+        f"paths.output_dir={root / 'run'}", f"logger.tracking_uri={uri}", *TINY_RUN_TRAINING,
+        "registry=default"]))
+    client = MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("pfnforge").experiment_id])
+    return {"output_dir": output_dir, "tracking_uri": uri, "run_id": run.info.run_id, "root": root}

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pfnforge import registry
 from pfnforge.config import to_prior_config
+from pfnforge.inference.register import RegistryConfig, register_after_training
 from pfnforge.model.bar import fit_borders
 from pfnforge.model.pfn import ModelConfig
 from pfnforge.prior import BatchShape, Task
@@ -28,6 +29,7 @@ from pfnforge.train.build import (
 )
 from pfnforge.train.data import DataConfig, PriorDataModule
 from pfnforge.train.module import OptimConfig, PFNModule
+from pfnforge.train.slurm import slurm_callbacks
 
 _BORDER_RANK = 1 << 30  # a rank no run uses: the stream the regression buckets are fitted on
 
@@ -90,6 +92,7 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     callbacks_config = typed(CallbacksConfig, cfg.get("callbacks") or {}, "callbacks")
     logger_config = typed(LoggerConfig, cfg.logger, "logger")
     optim = typed(OptimConfig, cfg.optim, "optim")
+    registry_config = typed(RegistryConfig, cfg.get("registry") or {}, "registry")
     output_dir = Path(cfg.paths.output_dir)
     flat = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -105,7 +108,8 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     logger = build_logger(logger_config, cfg.run_name, flat)
     trainer = build_trainer(
         trainer_config, build_strategy(trainer_config, prior.task), logger,
-        [*build_callbacks(callbacks_config, trainer_config, output_dir / "checkpoints"), *(callbacks or [])],
+        [*build_callbacks(callbacks_config, trainer_config, output_dir / "checkpoints"), *(callbacks or []),
+         *slurm_callbacks(output_dir / "checkpoints")],  # under srun: checkpoint + requeue on SIGUSR1
         output_dir)
 
     resume_from = _resume_checkpoint(output_dir / "checkpoints")
@@ -114,4 +118,7 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     logger.log_file(str(output_dir / "config.yaml"))
     logger.log_file(str(_preview(prior, data, output_dir / "prior-preview.png")))
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    if registry_config.enable_register and trainer.is_global_zero:  # registry=default: into the Model Registry
+        register_after_training(output_dir, registry_config, tracking_uri=logger_config.tracking_uri,
+                                run_id=logger.run_id)
     return output_dir
