@@ -302,3 +302,23 @@ def test_every_debug_config_composes_into_a_short_run(debug):
     trainer = typed(TrainerConfig, cfg.trainer, "trainer")
     assert trainer.max_steps <= 50 and cfg.data.num_workers == 0
     assert (trainer.profiler == "simple") == (debug == "profile") and trainer.detect_anomaly == (debug == "anomaly")
+
+
+def test_data_wait_fraction_covers_the_last_logging_window_only():
+    """Start-up waits (workers importing, compiling) must not linger in the metric for the rest of a run."""
+    import collections
+
+    from pfnforge.model.pfn import ModelConfig
+    from pfnforge.train.module import OptimConfig, PFNModule
+
+    module = PFNModule(ModelConfig(embed_dim=8, num_layers=1, num_heads=1), OptimConfig(), 10, None,
+                       classification=True)
+    logged: dict[str, float] = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
+    module._wait_marks = collections.deque(maxlen=3)  # a window of two steps
+    fractions = []
+    for total_wait, now in ((0.0, 0.0), (6.0, 10.0), (6.5, 20.0), (7.0, 30.0)):
+        module._log_data_wait(total_wait, now)
+        fractions.append(logged.get("data/wait_fraction"))
+    assert fractions[1:] == [pytest.approx(0.6), pytest.approx(0.325), pytest.approx(0.05)]
+    assert logged["data/wait_seconds"] == 7.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
@@ -61,6 +62,7 @@ class PFNModule(L.LightningModule):
         self.max_steps = max_steps
         self.metadata = metadata or {}
         self._last_step_end: float | None = None
+        self._wait_marks: collections.deque[tuple[float, float]] = collections.deque(maxlen=11)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Plain types only, so the checkpoint still loads with ``torch.load(..., weights_only=True)``."""
@@ -108,8 +110,20 @@ class PFNModule(L.LightningModule):
         self._last_step_end = now
         source = self.trainer.datamodule.source if self.trainer.datamodule is not None else None
         if source is not None:
-            self.log("data/wait_fraction", source.stats.as_metrics()["data/wait_fraction"])
+            self._log_data_wait(source.stats.wait_seconds, now)
         return loss
+
+    def on_train_start(self) -> None:
+        self._wait_marks = collections.deque(maxlen=self.trainer.log_every_n_steps + 1)
+
+    def _log_data_wait(self, total_wait_seconds: float, now: float) -> None:
+        """``data/wait_fraction``: the share of the last ``log_every_n_steps`` steps' wall time spent waiting for
+        prior batches (a window, so the workers' start-up does not linger in it); ``data/wait_seconds``: all."""
+        self._wait_marks.append((total_wait_seconds, now))
+        first_wait, first_time = self._wait_marks[0]
+        if now > first_time:
+            self.log("data/wait_fraction", (total_wait_seconds - first_wait) / (now - first_time))
+        self.log("data/wait_seconds", total_wait_seconds)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """The learning rate, and the gradient norm before clipping (sharded gradients are reduced first)."""
