@@ -81,3 +81,20 @@ def test_more_classes_than_rows_is_refused():
 def test_zero_features_or_rows_are_refused_before_sampling(field, rows, features):
     with pytest.raises(ConfigError, match=rf"{field}=0 is out of range: it must be >= 1"):
         BatchShape(num_datasets=2, num_rows=rows, num_features=features, num_train_rows=0)
+
+
+@pytest.mark.parametrize(("activation", "reference"), [
+    ("tanh", np.tanh), ("relu", lambda h: np.maximum(h, 0)), ("sigmoid", lambda h: 1 / (1 + np.exp(-h))),
+    ("sin", np.sin), ("identity", lambda h: h)])
+def test_float32_activations_match_their_definitions(activation, reference):
+    from pfnforge_priors.bnn import _ACTIVATIONS_INPLACE, Activation
+
+    h = np.linspace(-6, 6, 1001, dtype=np.float32)
+    expected = reference(h.astype(np.float64))
+    _ACTIVATIONS_INPLACE[Activation(activation)](h)
+    assert h.dtype == np.float32 and np.allclose(h, expected, atol=2e-6)
+
+
+def test_uniform_inputs_lie_in_the_unit_cube():
+    batch = _prior("normal_inputs=false").sample(np.random.default_rng(4), SHAPE)
+    assert batch.x.min() >= 0 and batch.x.max() < 1 and abs(batch.x.mean() - 0.5) < 0.01
