@@ -70,3 +70,22 @@ def test_inputs_beyond_the_models_limits_are_refused(model, features, split, cla
 def test_model_config_validation():
     with pytest.raises(ConfigError, match="num_heads=3 must divide"):
         ModelConfig(embed_dim=32, num_heads=3)
+
+
+def test_unstandardized_model_scores_one_context_point_and_sees_the_target_scale():
+    torch.manual_seed(0)
+    config = dict(embed_dim=32, num_layers=2, num_heads=4, num_buckets=30, max_features=4)
+    borders = fit_borders(torch.randn(5000), 30)
+    standardized = PFN(ModelConfig(**config), borders).eval()
+    raw = PFN(ModelConfig(**config, enable_standardization=False), borders).eval()
+    raw.load_state_dict(standardized.state_dict())
+    x, y = torch.rand(4, 20, 1), torch.randn(4, 20)
+    with torch.no_grad():
+        # one context point has no spread to standardise by; raw targets score like any other split
+        assert raw.test_log_likelihood(x, y, 1, REGRESSION).min() > -50
+        # standardised predictions of rescaled data are the same up to the Jacobian; raw ones are not
+        shift = standardized.test_log_likelihood(x, 3 * y, 10, REGRESSION) \
+            - standardized.test_log_likelihood(x, y, 10, REGRESSION)
+        torch.testing.assert_close(shift, torch.full_like(shift, -torch.log(torch.tensor(3.0)).item()))
+        raw_shift = raw.test_log_likelihood(x, 3 * y, 10, REGRESSION) - raw.test_log_likelihood(x, y, 10, REGRESSION)
+        assert (raw_shift - shift).abs().max() > 0.1

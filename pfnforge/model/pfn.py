@@ -43,6 +43,11 @@ class ModelConfig:
     """Buckets of the regression head's bar distribution (fewer if the prior's targets tie)."""
     dropout: float = 0.0
     """Dropout in attention and MLP (0 for PFN pretraining, where data never repeats)."""
+    enable_standardization: bool = True
+    """Standardise features and targets per dataset with training-row statistics. ``false`` feeds them raw
+    (bucket borders are then fitted on raw targets): for priors whose scale is fixed and informative, e.g. a
+    GP with fixed hyperparameters, where distances between inputs and the size of the targets carry
+    information that standardising removes, and one context point has no spread to standardise by."""
 
     def __post_init__(self) -> None:
         for name in ("embed_dim", "num_layers", "num_heads", "mlp_ratio", "max_features", "num_buckets"):
@@ -54,6 +59,14 @@ class ModelConfig:
             raise ConfigError(f"model.max_classes={self.max_classes} is out of range: it must be >= 2")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout={self.dropout} is out of range: it must lie in [0, 1)")
+
+
+def target_scale(y_BT: torch.Tensor, enable_standardization: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1) mean and std the regression head standardises targets by: the training rows' statistics, or
+    0 and 1 when the model takes targets raw."""
+    if not enable_standardization:
+        return y_BT.new_zeros(y_BT.shape[0], 1), y_BT.new_ones(y_BT.shape[0], 1)
+    return y_BT.mean(1, keepdim=True), y_BT.std(1, keepdim=True, unbiased=False).clamp_min(1e-6)
 
 
 class Layer(nn.Module):
@@ -117,15 +130,15 @@ class PFN(nn.Module):
             raise ConfigError(f"the split point {T} must leave at least one training and one test row of {R}")
         missing_BRF = torch.isnan(x_BRF)
         x_BRF = torch.nan_to_num(x_BRF)
-        mean_B1F = x_BRF[:, :T].mean(1, keepdim=True)
-        std_B1F = x_BRF[:, :T].std(1, keepdim=True, unbiased=False).clamp_min(1e-6)
-        x_BRF = torch.where(missing_BRF, 0.0, ((x_BRF - mean_B1F) / std_B1F).clamp(-100, 100))
+        if self.config.enable_standardization:
+            mean_B1F = x_BRF[:, :T].mean(1, keepdim=True)
+            std_B1F = x_BRF[:, :T].std(1, keepdim=True, unbiased=False).clamp_min(1e-6)
+            x_BRF = torch.where(missing_BRF, 0.0, ((x_BRF - mean_B1F) / std_B1F).clamp(-100, 100))
         pad = self.config.max_features - num_features
         tokens_BR2F = torch.cat([F.pad(x_BRF, (0, pad)), F.pad(missing_BRF.to(x_BRF.dtype), (0, pad))], -1)
         h_BRE = self.encode_x(tokens_BR2F)
 
-        y_mean_B1 = y_BR[:, :T].mean(1, keepdim=True)
-        y_std_B1 = y_BR[:, :T].std(1, keepdim=True, unbiased=False).clamp_min(1e-6)
+        y_mean_B1, y_std_B1 = target_scale(y_BR[:, :T], self.config.enable_standardization)
         y_train_BT1 = (y_BR[:, :T] if is_classification else (y_BR[:, :T] - y_mean_B1) / y_std_B1).unsqueeze(-1)
         h_BRE = torch.cat([h_BRE[:, :T] + self.encode_y(y_train_BT1), h_BRE[:, T:]], dim=1)
 

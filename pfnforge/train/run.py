@@ -14,7 +14,7 @@ from pfnforge import registry
 from pfnforge.config import to_prior_config
 from pfnforge.inference.register import RegistryConfig, register_after_training
 from pfnforge.model.bar import fit_borders
-from pfnforge.model.pfn import ModelConfig
+from pfnforge.model.pfn import ModelConfig, target_scale
 from pfnforge.prior import BatchShape, Task
 from pfnforge.stream.spec import batch_rng, batch_shape
 from pfnforge.train.build import (
@@ -34,16 +34,17 @@ from pfnforge.train.slurm import slurm_callbacks
 _BORDER_RANK = 1 << 30  # a rank no run uses: the stream the regression buckets are fitted on
 
 
-def _bucket_borders(prior, data: DataConfig, num_buckets: int) -> torch.Tensor:
-    """Borders from standardised test targets of a few prior batches, drawn from a reserved stream."""
+def _bucket_borders(prior, data: DataConfig, model: ModelConfig) -> torch.Tensor:
+    """Borders from test targets of a few prior batches, drawn from a reserved stream, scaled as the model
+    scales them (standardised by training-row statistics, or raw)."""
     samples = []
     for k in range(8):
         batch = prior.sample(batch_rng(data.stream, _BORDER_RANK, k), batch_shape(data.stream, k))
         y = torch.from_numpy(batch.y).double()
         T = int(batch.num_train_rows[0])
-        mean, std = y[:, :T].mean(1, keepdim=True), y[:, :T].std(1, keepdim=True, unbiased=False)
-        samples.append(((y[:, T:] - mean) / std.clamp_min(1e-6)).flatten())
-    return fit_borders(torch.cat(samples), num_buckets)
+        mean, std = target_scale(y[:, :T], model.enable_standardization)
+        samples.append(((y[:, T:] - mean) / std).flatten())
+    return fit_borders(torch.cat(samples), model.num_buckets)
 
 
 def _preview(prior, data: DataConfig, path: Path) -> Path:
@@ -100,7 +101,7 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
     datamodule = PriorDataModule(prior, data)
     regression = prior.task in (Task.regression, Task.mixed)
     classification = prior.task in (Task.classification, Task.mixed)
-    borders = _bucket_borders(prior, data, model.num_buckets) if regression else None
+    borders = _bucket_borders(prior, data, model) if regression else None
     module = PFNModule(model, optim, trainer_config.max_steps, borders, classification=classification,
                        metadata=_checkpoint_metadata(prior, data, model, flat))
     if trainer_config.compile:  # in place: parameter names, and so checkpoints, stay those of the plain model
