@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +16,11 @@ def _ints(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 1,2,4,8") from None
+
+
+def _quiet_mlflow() -> None:
+    """No per-file download progress bars on the terminal (the command reports what it did)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -62,6 +68,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run_register(args: argparse.Namespace) -> int:
     from pfnforge.inference.mlflow_models import register_model, tracking_uri_or_default
 
+    _quiet_mlflow()
     uri = tracking_uri_or_default(args.tracking_uri)
     name, version = register_model(args.source, args.name, alias=args.alias, tracking_uri=uri, target=args.target,
                                    experiment=args.experiment)
@@ -82,6 +89,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from pfnforge.inference.artifact import load_model
     from pfnforge.inference.mlflow_models import tracking_uri_or_default
 
+    _quiet_mlflow()
     if args.overrides and args.prior is None:
         raise ConfigError(f"overrides {args.overrides} only apply with --prior NAME")
     out = args.out or Path("evaluation") / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
