@@ -29,6 +29,17 @@ def _range_parser(kind: type, number: type):
     return parse
 
 
+def _part(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    try:
+        part = int(index), int(count)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected I/N (slice I of N, 0 <= I < N), got {text!r}") from error
+    if not 0 <= part[0] < part[1]:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return part
+
+
 _int_range = _range_parser(IntRange, int)
 _fraction_range = _range_parser(Range, float)
 
@@ -40,6 +51,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--num-batches", type=int, required=True, help="batches to write")
     generate.add_argument("--out", type=Path, required=True, help="shard directory (resumes if it exists)")
     generate.add_argument("--rank", type=int, default=0, help="rank whose stream to write")
+    generate.add_argument("--part", type=_part, default=None, metavar="I/N",
+                          help="write only slice I of N (parallel writers, e.g. a Slurm array); then run the same "
+                               "command without --part to verify the slices and write the manifest")
     generate.add_argument("--workers", type=int, default=None, help="worker processes (default: free cores)")
     generate.set_defaults(run=run_generate)
 
@@ -49,6 +63,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8815, help="port to bind (0: any free port)")
     serve.add_argument("--token-file", type=Path, default=None, help="require this shared token from clients")
     serve.add_argument("--workers", type=int, default=None, help="worker processes (default: free cores)")
+    serve.add_argument("--address-file", type=Path, default=None,
+                       help="once listening, append grpc://host:port to this file (trainers' data.servers_file)")
+    serve.add_argument("--advertise-host", default=None,
+                       help="host name written to --address-file (default: --host, or this host's name for 0.0.0.0)")
     serve.set_defaults(run=run_serve)
 
 
@@ -75,8 +93,9 @@ def run_generate(args: argparse.Namespace) -> int:
                           num_features=args.features, train_fraction=args.train_fraction)
     prior_config = OmegaConf.to_container(OmegaConf.structured(config), enum_to_str=True)
     out = write_shards(prior, prior_config, stream, args.out, args.num_batches, rank=args.rank,
-                       num_workers=args.workers)
-    print(f"wrote {args.num_batches} batches to {out.resolve()}")
+                       num_workers=args.workers, part=args.part)
+    what = f"part {args.part[0]}/{args.part[1]} of {args.num_batches}" if args.part else str(args.num_batches)
+    print(f"wrote {what} batches to {out.resolve()}")
     return 0
 
 
@@ -99,6 +118,10 @@ def run_serve(args: argparse.Namespace) -> int:
           flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}, reachable beyond this machine", file=sys.stderr)
+    if args.address_file is not None:
+        from pfnforge.stream.discovery import advertised_location, publish_location
+
+        publish_location(args.address_file, advertised_location(args.host, server.port, args.advertise_host))
     try:
         server.serve()
     except KeyboardInterrupt:

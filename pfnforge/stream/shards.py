@@ -54,24 +54,38 @@ def print_progress(done: int, total: int, started: float) -> None:
           file=sys.stderr, flush=True)
 
 
+def _part_manifest(part: tuple[int, int]) -> str:
+    return f"manifest.part-{part[0]:04d}-of-{part[1]:04d}.json"
+
+
 def write_shards(prior: Prior, prior_config: dict, config: StreamConfig, out: Path, num_batches: int, *,
-                 rank: int = 0, num_workers: int | None = None,
+                 rank: int = 0, num_workers: int | None = None, part: tuple[int, int] | None = None,
                  progress: Callable[[int, int, float], None] | None = print_progress) -> Path:
-    """Write batches ``0 .. num_batches - 1`` of ``rank`` to ``out``; resumes an interrupted run."""
+    """Write batches ``0 .. num_batches - 1`` of ``rank`` to ``out``; resumes an interrupted run.
+
+    ``part=(i, n)`` writes only the i-th of n equal slices, with its own manifest, so that n writers (a Slurm
+    array) fill one directory at once; the same call without ``part`` then verifies every slice's files,
+    writes what is missing and the one ``manifest.json`` readers need."""
     if num_batches < 1:
         raise ConfigError(f"num_batches={num_batches} must be >= 1")
+    if part is not None and not 0 <= part[0] < part[1]:
+        raise ConfigError(f"part={part[0]}/{part[1]}: expected I/N with 0 <= I < N (e.g. a Slurm array task)")
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"format": "pfnforge-shards", "schema_version": SCHEMA_VERSION, "prior": prior.name,
                 "prior_config": prior_config, "stream": config.key(), "rank": rank, "num_batches": num_batches,
                 "files": {}}
-    if (out / MANIFEST).exists():
-        existing = json.loads((out / MANIFEST).read_text())
+    manifest_name = MANIFEST if part is None else _part_manifest(part)
+    previous = [out / manifest_name] if part else [out / MANIFEST, *sorted(out.glob("manifest.part-*.json"))]
+    for path in (p for p in previous if p.exists()):
+        existing = json.loads(path.read_text())
         keys = ("schema_version", "prior", "prior_config", "stream", "rank")
         if any(existing.get(key) != manifest[key] for key in keys):
             raise ConfigError(f"{out} holds shards of another prior, config or stream: choose an empty directory")
-        manifest["files"] = {k: entry for k, entry in existing["files"].items()
-                             if (out / entry["file"]).exists() and _sha256(out / entry["file"]) == entry["sha256"]}
-    missing = [k for k in range(num_batches) if str(k) not in manifest["files"]]
+        manifest["files"].update({k: entry for k, entry in existing["files"].items() if int(k) < num_batches and
+                                  (out / entry["file"]).exists() and _sha256(out / entry["file"]) == entry["sha256"]})
+    wanted = range(num_batches) if part is None else range(part[0] * num_batches // part[1],
+                                                             (part[0] + 1) * num_batches // part[1])
+    missing = [k for k in wanted if str(k) not in manifest["files"]]
     started = saved = time.perf_counter()
     key = config.key()
     with WorkerPool(prior, num_workers) as pool:
@@ -87,11 +101,14 @@ def write_shards(prior: Prior, prior_config: dict, config: StreamConfig, out: Pa
             manifest["files"][str(k)] = {"file": name, "sha256": hashlib.sha256(payload).hexdigest(),
                                          "bytes": payload.size}
             if time.perf_counter() - saved > 1.0:  # a killed writer redoes at most ~1 s of batches
-                _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1).encode())
+                _write_atomic(out / manifest_name, json.dumps(manifest, indent=1).encode())
                 saved = time.perf_counter()
             if progress:
-                progress(num_batches - len(missing) + index + 1, num_batches, started)
-    _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1).encode())
+                progress(len(wanted) - len(missing) + index + 1, len(wanted), started)
+    _write_atomic(out / manifest_name, json.dumps(manifest, indent=1).encode())
+    if part is None:  # the slices are in manifest.json now
+        for path in out.glob("manifest.part-*.json"):
+            path.unlink()
     return out
 
 

@@ -34,6 +34,16 @@ class DataConfig:
     """Batches of the fixed validation set, drawn from a stream no training rank reads (0: none)."""
     val_shards: str | None = None
     """A shard directory (`pfnforge generate`) to validate on instead."""
+    servers: list[str] = field(default_factory=list)
+    """Prior servers (`pfnforge serve`, grpc://host:port) to stream training batches from instead of local workers."""
+    servers_file: str | None = None
+    """Or a file that `pfnforge serve --address-file` writes their locations to; training waits for num_servers."""
+    num_servers: int = 1
+    """Servers to wait for in servers_file before training starts."""
+    servers_timeout_s: float = 600.0
+    """Seconds to wait for them (servers start on other nodes, maybe later)."""
+    token_file: str | None = None
+    """A file holding the servers' shared token (`pfnforge serve --token-file`)."""
 
     def __post_init__(self) -> None:
         if self.num_workers is not None and self.num_workers < 0:
@@ -64,10 +74,26 @@ class PriorDataModule(L.LightningDataModule):
         self.source: BatchSource | None = None
 
     def _open(self, rank: int) -> BatchSource:
+        if self.config.servers or self.config.servers_file:
+            return self._open_servers(rank)
         if self.config.num_workers == 0:
             return InProcessSource(self.prior, self.config.stream, rank, self.next_batch)
         return LocalSource(self.prior, self.config.stream, rank, self.next_batch,
                            num_workers=self.config.num_workers, prefetch=self.config.prefetch)
+
+    def _open_servers(self, rank: int) -> BatchSource:
+        """Batches from prior servers (they serve the same prior: start them with the same name and overrides)."""
+        from pathlib import Path
+
+        from pfnforge.stream.discovery import wait_for_locations
+        from pfnforge.stream.flight import FlightSource
+
+        locations = list(self.config.servers)
+        if self.config.servers_file:
+            locations += wait_for_locations(Path(self.config.servers_file), self.config.num_servers,
+                                            self.config.servers_timeout_s)
+        token = Path(self.config.token_file).read_text().strip() if self.config.token_file else None
+        return FlightSource(locations, self.config.stream, rank, self.next_batch, token=token)
 
     def _batches(self) -> Iterator[StepBatch]:
         rank = self.trainer.global_rank if self.trainer is not None else 0

@@ -46,6 +46,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
+# without it a job takes a whole node's memory and no two jobs share a node
+DefMemPerCPU=500
 MpiDefault=none
 ReturnToService=2
 KillWait=10
@@ -61,7 +63,6 @@ SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd-%n.log
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/jobcomp.txt
-DebugFlags=Gres
 NodeName=n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=${ports[1]} CPUs=4 RealMemory=4000 Gres=gpu:2
 NodeName=n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=${ports[2]} CPUs=4 RealMemory=4000 Gres=gpu:2
 PartitionName=cpu Nodes=n1,n2 Default=YES MaxTime=60 State=UP
