@@ -69,8 +69,8 @@ def test_splits_are_seeded_and_stratified(data_dir):
     assert np.allclose(train_share, iris.y.value_counts(normalize=True).sort_index(), atol=0.05)
 
 
-def test_pfn_and_baselines_are_scored_on_every_split_and_logged(data_dir, random_pfn, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_pfn_and_baselines_are_scored_on_every_split_and_logged(data_dir, random_pfn, tiny_gp_run, tmp_path):
+    uri = tiny_gp_run["tracking_uri"]  # an existing store: creating one costs seconds
     config = EvaluateConfig(repeats=2, baselines=["linear", "random_forest"], n_estimators=1)
     outcome = evaluate_on_data(random_pfn, data_dir, tmp_path / "out", config,
                                tracking=Tracking(tracking_uri=uri, run_name="evaluate-test"))

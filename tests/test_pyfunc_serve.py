@@ -71,7 +71,7 @@ def test_pyfunc_class_probabilities_are_the_classifiers(classifier):
         x_train, y_train).predict_proba(x_query)
     assert list(proba.columns) == ["a", "b", "c"] and list(proba.index) == list(x_query.index)
     np.testing.assert_allclose(proba.to_numpy(), expected, rtol=1e-6)
-    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
     labels = model.predict(frame, params={"output": "class", "n_estimators": 2, "random_state": 7})
     assert list(labels.prediction) == list(np.array(["a", "b", "c"])[expected.argmax(1)])
 

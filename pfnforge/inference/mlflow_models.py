@@ -125,8 +125,14 @@ def download_model(uri: str, *, tracking_uri: str | None = None) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise ModelNotFoundError(f"cannot download {uri} from {where}: {str(error).splitlines()[0]}") from None
     (staging / ".complete").write_text(uri + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)  # atomic: a concurrent reader sees a complete copy or none
+    if not (target / ".complete").is_file():
+        shutil.rmtree(target, ignore_errors=True)  # an interrupted earlier download
+    try:
+        staging.rename(target)  # atomic: a concurrent reader sees a complete copy or none
+    except OSError:  # another process finished the same download first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / ".complete").is_file():
+            raise
     return _find_model_dir(target, uri)
 
 
