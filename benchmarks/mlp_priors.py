@@ -39,8 +39,9 @@ PAIRS = {"bnn": ["num_layers=1", "hidden_width=64", "activation=tanh"], "arch": 
 ANCHOR_NAMES = {"bnn": "pfns simple_mlp", "arch": "pfns sampled MLP"}
 
 
-def _time(draw, repeats: int, barrier: str) -> list[float]:
-    """Seconds per batch; ``barrier`` is ``DIR:N``: wait until N workers are warm (a file each in DIR)."""
+def _time(draw, repeats: int, barrier: str) -> list[list[float]]:
+    """[wall seconds, CPU seconds] per batch; ``barrier`` is ``DIR:N``: wait until N workers are warm (a file
+    each in DIR)."""
     draw()  # warm-up: Numba cache load, allocator, first BLAS call
     draw()
     folder, count = barrier.rsplit(":", 1)
@@ -50,13 +51,13 @@ def _time(draw, repeats: int, barrier: str) -> list[float]:
         time.sleep(0.001)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         draw()
-        times.append(time.perf_counter() - start)
+        times.append([time.perf_counter() - start, time.process_time() - cpu])
     return times
 
 
-def _ours(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier: str) -> list[float]:
+def _ours(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier: str) -> list[list[float]]:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -72,7 +73,7 @@ def _ours(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier: s
     return _time(lambda: prior.sample(rng, batch_shape), repeats, barrier)
 
 
-def _anchor(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier: str) -> list[float]:
+def _anchor(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier: str) -> list[list[float]]:
     import contextlib
     import io
 
@@ -104,20 +105,22 @@ def _anchor(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier:
         return _time(draw, repeats, barrier)
 
 
-def _run(python: str, side: str, prior_name: str, shape, processes: int, repeats: int) -> float:
-    """Datasets/s summed over ``processes`` simultaneous worker processes."""
+def _run(python: str, side: str, prior_name: str, shape, processes: int, repeats: int) -> tuple[float, float]:
+    """Datasets per wall second and per CPU second, each summed over ``processes`` simultaneous workers."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with tempfile.TemporaryDirectory() as folder:
         args = [python, os.path.abspath(__file__), "--worker", side, prior_name, "x".join(map(str, shape)),
                 str(repeats), f"{folder}:{processes}"]
         workers = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
         outputs = [(worker.communicate()[0], worker.returncode) for worker in workers]
-    rates = []
+    wall, cpu = 0.0, 0.0
     for out, returncode in outputs:
         if returncode != 0:
             raise SystemExit(f"{side} worker for {prior_name} {shape} failed (exit {returncode})")
-        rates.append(shape[0] / statistics.median(json.loads(out.strip().splitlines()[-1])))
-    return sum(rates)
+        times = json.loads(out.strip().splitlines()[-1])
+        wall += shape[0] / statistics.median(t[0] for t in times)
+        cpu += shape[0] / statistics.median(t[1] for t in times)
+    return wall, cpu
 
 
 def main() -> None:
@@ -127,25 +130,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternations of pfnforge and anchor runs")
     parser.add_argument("--priors", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     args = parser.parse_args()
-    header = (f"{'prior':<6} {'shape B×R×F':<13} {'proc':>4} {'pfnforge ds/s':>14} {'anchor':<17} "
-              f"{'anchor ds/s':>12} {'× anchor':>9} {'× own 1 proc':>13}")
+    print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs")
+    header = (f"{'prior':<6} {'shape B×R×F':<12} {'proc':>4} | {'pfnforge':>9} {'anchor':>7} {'×anchor':>7} | "
+              f"{'pfnforge':>9} {'anchor':>8} {'×anchor':>7} | {'×1proc':>6} {'×1proc':>6}")
+    print(f"{'':<25}| {'datasets / wall second':^25} | {'datasets / CPU second':^26} | {'wall':>6} {'CPU':>6}")
     print(header)
     print("-" * len(header))
     for prior_name in args.priors:
         for shape in SHAPES:
-            one = {}
+            one = None
             for processes in (1, 2):
                 ours, anchor = [], []
                 for _ in range(args.rounds):
                     ours.append(_run(sys.executable, "ours", prior_name, shape, processes, args.repeats))
                     anchor.append(_run(args.anchor_python, "anchor", prior_name, shape, processes, args.repeats))
-                rate, anchor_rate = statistics.median(ours), statistics.median(anchor)
-                one.setdefault("ours", rate)
-                print(f"{prior_name:<6} {'×'.join(map(str, shape)):<13} {processes:>4} {rate:>14,.0f} "
-                      f"{ANCHOR_NAMES[prior_name]:<17} {anchor_rate:>12,.0f} {rate / anchor_rate:>9.2f} "
-                      f"{rate / one['ours']:>13.2f}", flush=True)
-    print("\n× anchor: pfnforge datasets/s / anchor datasets/s, same run, same process count (target ≥ 2).")
-    print("× own 1 proc: pfnforge with 2 processes / with 1 (target ≥ 1.8: sampling does not hold the GIL).")
+                wall, cpu = (statistics.median(r[i] for r in ours) for i in (0, 1))
+                anchor_wall, anchor_cpu = (statistics.median(r[i] for r in anchor) for i in (0, 1))
+                one = one or (wall, cpu)
+                print(f"{prior_name:<6} {'×'.join(map(str, shape)):<12} {processes:>4} | {wall:>9,.0f} "
+                      f"{anchor_wall:>7,.0f} {wall / anchor_wall:>7.2f} | {cpu:>9,.0f} {anchor_cpu:>8,.0f} "
+                      f"{cpu / anchor_cpu:>7.2f} | {wall / one[0]:>6.2f} {cpu / one[1]:>6.2f}", flush=True)
+    print(f"\nanchors: bnn vs {ANCHOR_NAMES['bnn']}, arch vs {ANCHOR_NAMES['arch']}; ×anchor: pfnforge / anchor, same"
+          " run, same process count (target ≥ 2).")
+    print("Per CPU second: datasets / median CPU time of a batch (time.process_time), summed over processes: what a")
+    print("core delivers when it is not shared. ×1proc: 2 processes / 1 (target ≥ 1.8); a CPU ratio near 2 with a")
+    print("lower wall ratio means the processes do not slow each other down and other load took the cores.")
+    print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 def _worker_main(argv: list[str]) -> None:
