@@ -9,7 +9,11 @@ This script installs nothing. Every measurement is a fresh subprocess (this scri
 pfnforge's with this interpreter, the anchor's with ``--anchor-python``), one BLAS/OpenMP/torch thread
 each; with 2 processes both warm up, then start timing together (a file barrier), and the rate is
 the sum of their rates (datasets / median batch seconds). Rounds alternate pfnforge and anchor runs so
-that drift of a shared machine hits both; the table shows the median over rounds.
+that drift of a shared machine hits both; the table shows the median over rounds. Each worker also
+records the CPU time of every batch (``time.process_time``): datasets per CPU second is what one core
+delivers when nothing else runs on it, the robust figure on a shared machine (wall-clock rates there
+depend on what the other processes do), and its 2-process / 1-process ratio shows whether two samplers
+slow each other down (memory bandwidth, caches) regardless of the load.
 
 Pairs (regression, standard-normal inputs, one network per dataset, (B, R, F) batch, split at R/2):
 
