@@ -99,6 +99,12 @@ def test_a_pfn_beyond_its_limits_gets_an_error_row_not_a_crash(data_dir, tmp_pat
     rows = outcome.table.set_index(["dataset", "method"])
     assert "10 rows" in rows.loc[("iris", "pfn"), "error"] and np.isnan(rows.loc[("iris", "pfn"), "roc_auc_mean"])
     assert rows.loc[("iris", "logistic_regression"), "roc_auc_mean"] > 0.9
+    subsampled = evaluate_on_data(small, data_dir, tmp_path, EvaluateConfig(
+        repeats=1, baselines=["linear"], subsample_train_rows=True), tracking=Tracking(tracking_uri=None))
+    results = pd.read_csv(tmp_path / "results.csv").set_index(["dataset", "method"])
+    assert results.loc[("iris", "pfn"), "num_train_rows"] == 10  # the PFN's limit; the baseline gets all 42
+    assert results.loc[("iris", "logistic_regression"), "num_train_rows"] == 42
+    assert np.isfinite(subsampled.table.set_index(["dataset", "method"]).loc[("iris", "pfn"), "roc_auc_mean"])
 
 
 def test_bad_directories_and_datasets_name_the_problem(tmp_path):

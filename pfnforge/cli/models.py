@@ -52,6 +52,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--test-size", type=float, default=0.3)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--n-estimators", type=int, default=4, help="PFN ensemble members")
+    evaluate.add_argument("--subsample-train-rows", action="store_true",
+                          help="give the PFN at most as many training rows as it was pretrained on")
+    evaluate.add_argument("--ignore-pretraining-limits", action="store_true",
+                          help="let the PFN take more training rows than it was pretrained on")
     evaluate.add_argument("--baselines", help="comma-separated (default: all installed: linear, random_forest, "
                                               "gradient_boosting, hist_gradient_boosting, xgboost, ...)")
     evaluate.add_argument("--context-sizes", type=_ints, help="with --prior: e.g. 1,2,4,8,16,32")
@@ -101,7 +105,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from pfnforge.evaluation.tabular import EvaluateConfig
 
         config = EvaluateConfig(repeats=args.repeats, test_size=args.test_size, seed=args.seed,
-                                n_estimators=args.n_estimators,
+                                n_estimators=args.n_estimators, subsample_train_rows=args.subsample_train_rows,
+                                ignore_pretraining_limits=args.ignore_pretraining_limits,
                                 baselines=args.baselines.split(",") if args.baselines else baselines.available())
         model = load_model(args.model) if args.model else None
         outcome = evaluate_on_data(model, args.data, out, config, target=args.target, task=args.task,

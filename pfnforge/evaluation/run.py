@@ -53,7 +53,12 @@ def evaluate_on_data(model: Any, data: str | Path, out: str | Path, config: Eval
     """``model``: a ``TrainedPFN`` (used for the tasks it supports) or ``None`` (the bundled default per task)."""
     datasets = load_datasets(data, target=target, task=task)
     tasks = {d.task for d in datasets}
-    models = dict.fromkeys(tasks) if model is None else {t: model for t in tasks if model.supports(t)}
+    if model is None:  # the bundled default of each task
+        from pfnforge.inference.artifact import load_model
+
+        models = {t: load_model(None, task=t) for t in tasks}
+    else:
+        models = {t: model for t in tasks if model.supports(t)}
     results = evaluate_datasets(datasets, models, config)
     summary = summarize(results)
     files = write_tables(results, summary, Path(out))

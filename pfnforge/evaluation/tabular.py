@@ -39,6 +39,9 @@ class EvaluateConfig:
     """On datasets wider than the PFN takes, let each ensemble member see a random subset of features."""
     ignore_pretraining_limits: bool = False
     """Let the PFN take more training rows than it was pretrained on (otherwise: an error row)."""
+    subsample_train_rows: bool = False
+    """Give the PFN a seeded random subset of the training split as large as its row limit, where the split is
+    larger (the baselines still get all of it)."""
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
@@ -95,6 +98,14 @@ def _fit_and_score(estimator: Any, dataset: Dataset, codes: np.ndarray, num_clas
     return {**scores, "fit_s": fitted - start, "predict_s": predicted - fitted}
 
 
+def _pfn_rows(trained: Any, train: np.ndarray, config: EvaluateConfig, seed: int) -> np.ndarray:
+    """The training rows the PFN gets: all, or with ``subsample_train_rows`` at most its row limit."""
+    limit = trained.limits["max_rows"] if trained is not None else len(train)
+    if not config.subsample_train_rows or len(train) <= limit:
+        return train
+    return np.sort(np.random.default_rng(seed).choice(train, limit, replace=False))
+
+
 def _builders(dataset: Dataset, models: dict[str, Any], config: EvaluateConfig, seed: int) -> dict[str, Any]:
     """Method name -> a function that builds it fresh (``None``: the PFN cannot do the dataset's task)."""
     task = dataset.task
@@ -105,8 +116,8 @@ def _builders(dataset: Dataset, models: dict[str, Any], config: EvaluateConfig, 
 
 
 def evaluate_datasets(datasets: list[Dataset], models: dict[str, Any], config: EvaluateConfig) -> pd.DataFrame:
-    """Score the PFN (``models[task]``: what the estimators take; a task missing from ``models`` is skipped for
-    the PFN) and the baselines on every dataset; one row per dataset, repeat and method."""
+    """Score the PFN (``models[task]``: a ``TrainedPFN``; a task missing from ``models`` is skipped for the PFN)
+    and the baselines on every dataset; one row per dataset, repeat and method."""
     rows = []
     seeds = np.random.SeedSequence(config.seed).generate_state(config.repeats)
     for dataset in datasets:
@@ -123,7 +134,10 @@ def evaluate_datasets(datasets: list[Dataset], models: dict[str, Any], config: E
                     row["error"] = f"the model cannot do {dataset.task}"
                 else:
                     try:
-                        row.update(_fit_and_score(build(), dataset, codes, len(classes), train, test))
+                        rows_for = _pfn_rows(models.get(dataset.task), train, config, seed) \
+                            if method == PFN_METHOD else train
+                        row["num_train_rows"] = len(rows_for)
+                        row.update(_fit_and_score(build(), dataset, codes, len(classes), rows_for, test))
                     except PfnforgeError as error:  # the PFN's limits; a baseline's failure is a bug and raises
                         if method != PFN_METHOD:
                             raise
