@@ -3,6 +3,7 @@ fitted context (encoder + ensemble) and the forward pass; target validation."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d
 
 from pfnforge.errors import InputError
-from pfnforge.inference.artifact import TrainedPFN, load_model
+from pfnforge.inference.artifact import WEIGHTS_FILE, TrainedPFN, load_model
 from pfnforge.inference.ensemble import Ensemble, FeatureTransform
 from pfnforge.inference.preprocess import TabularEncoder
 
@@ -26,19 +27,22 @@ def resolve_model(model: Any, task: str, device: str) -> TrainedPFN:
             raise InputError(f"the given model is a {trained.task} model and cannot do {task}")
     else:
         remote = isinstance(model, str) and model.startswith(("models:/", "runs:/"))
-        key = (str(model), task)
+        path = None if remote or model is None else Path(model)
+        # a retrained model written to the same path must not be served from the cache
+        stamp = path / WEIGHTS_FILE if path is not None and path.is_dir() else path
+        key = (str(model), task, stamp.stat().st_mtime_ns if stamp is not None and stamp.exists() else None)
         trained = _CACHE.get(key) if not remote else None
         if trained is None:
             trained = load_model(model, task=task)
             if not remote:
                 _CACHE[key] = trained
-    if str(device) != "cpu":
-        key = (id(trained), str(device))
-        if key not in _CACHE:
+    if str(device) != "cpu":  # one copy per device, kept with the model it copies
+        copies = trained.__dict__.setdefault("_device_copies", {})
+        if str(device) not in copies:
             import copy
 
-            _CACHE[key] = TrainedPFN(model=copy.deepcopy(trained.model).to(device), metadata=trained.metadata)
-        trained = _CACHE[key]
+            copies[str(device)] = TrainedPFN(model=copy.deepcopy(trained.model).to(device), metadata=trained.metadata)
+        trained = copies[str(device)]
     return trained
 
 
