@@ -16,7 +16,7 @@ from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError
 from pfnforge.evaluation.datasets import load_datasets, prepare, write_example_data
 from pfnforge.evaluation.metrics import classification_scores, critical_difference, expected_calibration_error
-from pfnforge.evaluation.posterior import PosteriorConfig, evaluate_against_prior
+from pfnforge.evaluation.posterior import PosteriorConfig, evaluate_against_prior, trained_prior
 from pfnforge.evaluation.run import Tracking, evaluate_on_data
 from pfnforge.evaluation.tabular import EvaluateConfig, _split
 from pfnforge.inference.artifact import build_random_pfn, load_checkpoint, save_model_dir
@@ -154,6 +154,7 @@ def test_gp_model_nll_is_compared_with_the_exact_posterior(tiny_gp_run, tmp_path
         evaluate_against_prior(trained, registry.build_prior(compose_prior_config("bnn")),
                                PosteriorConfig(context_sizes=[4], num_datasets=4))
     checkpoint = str(tiny_gp_run["output_dir"] / "checkpoints" / "last.ckpt")
-    assert main(["evaluate", checkpoint, "--prior", "gp_1d_reference", "--num-datasets", "16", "--context-sizes",
-                 "2,8", "--no-mlflow", "--out", str(tmp_path)]) == 0
+    assert main(["evaluate", checkpoint, "--prior", "trained", "--num-datasets", "16", "--context-sizes",
+                 "2,8", "--no-mlflow", "--out", str(tmp_path)]) == 0  # the prior and config it was trained on
     assert len(pd.read_csv(tmp_path / "posterior_gap.csv")) == 2 and (tmp_path / "posterior_gap.png").is_file()
+    assert trained_prior(trained).config == prior.config  # gp_1d_reference, rebuilt from the checkpoint

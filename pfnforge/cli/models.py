@@ -43,7 +43,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("overrides", nargs="*", help="with --prior: key=value overrides of the prior's config")
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="directory of CSV/Parquet datasets (target: last column)")
-    source.add_argument("--prior", help="a prior that knows its exact posterior (e.g. gp)")
+    source.add_argument("--prior", help="a prior that knows its exact posterior (e.g. gp), or 'trained': the "
+                                        "prior and config the model was trained on")
     source.add_argument("--write-example-data", type=Path, metavar="DIR",
                         help="write scikit-learn's bundled datasets to DIR as CSV files, and stop")
     evaluate.add_argument("--target", help="target column (default: the last column)")
@@ -114,13 +115,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     else:
         from pfnforge import registry
         from pfnforge.config import compose_prior_config
-        from pfnforge.evaluation.posterior import PosteriorConfig
+        from pfnforge.evaluation.posterior import PosteriorConfig, trained_prior
 
-        prior = registry.build_prior(compose_prior_config(args.prior, args.overrides))
+        if args.prior == "trained":
+            if args.overrides:
+                raise ConfigError("--prior trained takes the model's own prior config: drop the overrides, or "
+                                  "pass --prior NAME with them")
+            trained = load_model(args.model, task=None if args.model else "regression")
+            prior = trained_prior(trained)
+        else:
+            prior = registry.build_prior(compose_prior_config(args.prior, args.overrides))
+            trained = load_model(args.model, task=None if args.model else prior.task.value)
         config = PosteriorConfig(num_datasets=args.num_datasets, num_test_rows=args.test_rows,
                                  num_features=args.features, seed=args.seed,
                                  **({"context_sizes": args.context_sizes} if args.context_sizes else {}))
-        trained = load_model(args.model, task=None if args.model else prior.task.value)
         outcome = evaluate_on_prior(trained, prior, out, config, tracking=tracking)
     print(outcome.markdown)
     print(f"tables and plots in {out}" + (f"; MLflow run {outcome.run_id}" if outcome.run_id else ""))

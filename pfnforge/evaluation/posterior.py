@@ -40,6 +40,25 @@ class PosteriorConfig:
             raise ConfigError(f"num_features={self.num_features} must be >= 1")
 
 
+def trained_prior(trained) -> Prior:
+    """The prior (and its exact configuration) the model was trained on, as its metadata records it."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pfnforge import registry
+
+    info = trained.metadata.get("prior", {})
+    if not info.get("name") or info["name"] == "untrained":
+        raise ConfigError("the model's metadata names no training prior: pass --prior NAME instead of 'trained'")
+    prior_class = registry.load_prior_class(info["name"])
+    try:
+        config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(prior_class.Config), info.get("config", {})))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"the recorded config of prior {info['name']!r} does not fit the installed one "
+                          f"({str(error).splitlines()[0]}): pass --prior {info['name']} with overrides") from error
+    return prior_class(config)
+
+
 def _num_features(trained, config: PosteriorConfig) -> int:
     if config.num_features is not None:
         return config.num_features
