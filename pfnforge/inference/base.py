@@ -105,7 +105,8 @@ class _PFNEstimator(BaseEstimator):
         self.ensemble_ = Ensemble(x_TF, self.encoder_.categorical, num_members=int(self.n_estimators),
                                   max_features=max_features, subsample_features=self.subsample_features,
                                   transforms=tuple(transforms), num_classes=num_classes,
-                                  rng=check_random_state(self.random_state))
+                                  rng=check_random_state(self.random_state),
+                                  enable_scaling=self.pfn_.model.config.enable_standardization)
         return x_TF
 
     def _check_limits(self, shape: tuple[int, int], num_classes: int | None) -> None:

@@ -48,11 +48,16 @@ class Ensemble:
 
     def __init__(self, x_train_TF: np.ndarray, categorical: list[int], *, num_members: int, max_features: int,
                  subsample_features: bool, transforms: tuple[FeatureTransform, ...], num_classes: int | None,
-                 rng: np.random.RandomState) -> None:
+                 rng: np.random.RandomState, enable_scaling: bool = True) -> None:
+        """``enable_scaling=False`` (models trained without standardisation, whose inputs' scale carries
+        information): features reach the model as given, only reordered."""
         num_train, num_features = x_train_TF.shape
+        self.enable_scaling = enable_scaling
         self.numeric = np.array([j for j in range(num_features) if j not in set(categorical)], dtype=int)
         self.center, self.spread = _robust_scale(x_train_TF[:, self.numeric])
-        if num_train < 5:  # too few rows to fit a quantile or power map
+        if not enable_scaling:
+            self.center, self.spread = np.zeros_like(self.center), np.ones_like(self.spread)
+        if num_train < 5 or not enable_scaling:  # too few rows to fit a quantile or power map, or raw inputs
             transforms = (FeatureTransform.none,)
         self.fitted = {kind: self._fit(kind, x_train_TF) for kind in set(transforms)}
         self.members = []
@@ -102,6 +107,8 @@ class Ensemble:
         return x_RF[:, member.features]
 
     def _standardise(self, x_RF: np.ndarray, m: int) -> np.ndarray:
+        if not self.enable_scaling:
+            return x_RF.astype(np.float32)
         mean, std = self.train_stats[m]
         return np.clip((x_RF - mean) / std, -1e4, 1e4).astype(np.float32)
 

@@ -76,11 +76,14 @@ class PFNRegressor(RegressorMixin, _PFNEstimator):
                 raise InputError("y holds non-numeric values: a regression target must be numbers") from None
         y = y.astype(np.float64)
         self._fit_context(X, y, None)
+        if not self.pfn_.model.config.enable_standardization:  # the model reads targets in their own units
+            self.y_mean_, self.y_std_, self.y_train_, self._z_shift, self._z_scale = 0.0, 1.0, y, 0.0, 1.0
+            return self
         # standardise in float64 here (the model does it again in float32, where huge targets would overflow)
         self.y_mean_, y_std = float(y.mean()), float(y.std())
         self.y_std_ = y_std if y_std > 0 and np.isfinite(y_std) else 1.0
         self.y_train_ = (y - self.y_mean_) / self.y_std_
-        # the model's own standardisation of the already standardised targets (as in PFN.forward)
+        # the model's own standardisation of the already standardised targets (pfnforge.model.pfn.target_scale)
         self._z_shift = float(self.y_train_.mean())
         self._z_scale = max(float(self.y_train_.std()), 1e-6)
         return self
