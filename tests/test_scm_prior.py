@@ -150,6 +150,16 @@ def test_extreme_mechanisms_stay_finite():
     assert np.all(np.isfinite(batch.x)) and np.all(np.isfinite(batch.y))
 
 
+def test_thousands_of_rows_keep_every_class_and_rate():
+    prior = _prior("missing_dataset_probability=1", "missing_rate.low=0.05", "missing_rate.high=0.05")
+    batch = prior.sample(np.random.default_rng(11), _shape(3, 3000, 20))
+    assert np.all(np.isfinite(batch.y)) and batch.x.shape == (3, 3000, 20)
+    for b in range(3):
+        assert len(np.unique(batch.y[b])) == batch.num_classes[b]
+        used = batch.x[b, :, :batch.num_features[b]]
+        assert stats.binomtest(int(np.isnan(used).sum()), used.size, 0.05).pvalue > 1e-4
+
+
 def test_unused_feature_columns_are_zero():
     batch = _prior("num_features.low=1", "num_features.high=3").sample(np.random.default_rng(10), _shape(30, 20, 6))
     assert np.all(batch.num_features <= 3)
