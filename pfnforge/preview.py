@@ -10,6 +10,8 @@ It reads only the ``PriorBatch``, so it works for every prior. Layout (four colu
   between features per dataset;
 - histograms (numbers) or bar counts (choices) of the drawn hyperparameters over the whole batch; pass
   64 or more datasets for them to mean something.
+
+The summary and hyperparameter panels are drawn by ``pfnforge.preview_panels``.
 """
 
 from __future__ import annotations
@@ -23,18 +25,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import NullFormatter
 from PIL import Image
 
 from pfnforge.batch import PriorBatch
+from pfnforge.preview_panels import class_shares, dataset, distinct, feature_correlation, hyperparameter, missing, sizes
 
 _MAX_POINTS = 300  # rows drawn per sample dataset: enough to see the shape, small PNGs
 _MAX_HYPER_PANELS = 12
-
-
-def _dataset(batch: PriorBatch, b: int) -> tuple[np.ndarray, np.ndarray, int]:
-    n, f = int(batch.num_rows[b]), int(batch.num_features[b])
-    return batch.x[b, :n, :f].astype(np.float64), batch.y[b, :n].astype(np.float64), int(batch.num_train_rows[b])
 
 
 def _relevance(x_RF: np.ndarray, y_R: np.ndarray, classes: int) -> np.ndarray:
@@ -68,7 +65,7 @@ def _caption(batch: PriorBatch, b: int, names: list[str]) -> str:
 
 
 def _scatter(ax, batch: PriorBatch, b: int, names: list[str]) -> None:
-    x, y, train = _dataset(batch, b)
+    x, y, train = dataset(batch, b)
     x, y = x[:_MAX_POINTS], y[:_MAX_POINTS]
     train = min(train, len(y))
     classes = int(batch.num_classes[b])
@@ -98,101 +95,10 @@ def _scatter(ax, batch: PriorBatch, b: int, names: list[str]) -> None:
                  pad=2)
 
 
-def _class_shares(ax, batch: PriorBatch) -> None:
-    datasets = np.flatnonzero(batch.num_classes > 0)[:24]
-    if datasets.size == 0:
-        targets = (_dataset(batch, b)[1] for b in range(batch.num_datasets))
-        pooled = [(y - y.mean()) / (y.std() + 1e-12) for y in targets]
-        ax.hist(np.clip(np.concatenate(pooled), -5, 5), bins=50, color="C0")
-        ax.set_title("targets, standardised per dataset", fontsize=8)
-        return
-    for row, b in enumerate(datasets):
-        y = _dataset(batch, b)[1]
-        shares = np.sort(np.bincount(y.astype(int), minlength=int(batch.num_classes[b])) / len(y))[::-1]
-        ax.barh(row, shares, left=np.concatenate([[0], np.cumsum(shares)[:-1]]), height=0.8,
-                color=plt.cm.viridis(np.linspace(0, 0.9, len(shares))), edgecolor="white", linewidth=0.3)
-    ax.set_xlim(0, 1)
-    ax.set_yticks([])
-    ax.set_xlabel("class shares, largest first", fontsize=7)
-    counts = batch.num_classes[batch.num_classes > 0]
-    ax.set_title(f"class balance ({datasets.size} datasets; {counts.min()}–{counts.max()} classes)", fontsize=8)
-
-
-def _missing(ax, batch: PriorBatch) -> None:
-    fractions = [np.isnan(_dataset(batch, b)[0]).mean() for b in range(batch.num_datasets)]
-    b = int(np.argmax(fractions))
-    if fractions[b] == 0:
-        _text(ax, f"no missing values\nin {batch.num_datasets} datasets", "missing values")
-        return
-    ax.imshow(np.isnan(_dataset(batch, b)[0][:200]), aspect="auto", cmap="Greys", interpolation="nearest")
-    ax.set_xlabel("feature", fontsize=7)
-    ax.set_ylabel("row", fontsize=7)
-    ax.set_title(f"missing (black): #{b}, {fractions[b]:.0%}; batch {np.mean(fractions):.1%}", fontsize=8)
-
-
-def _sizes(ax, batch: PriorBatch) -> None:
-    ax.hist(batch.num_features, bins=np.arange(batch.num_features.max() + 2) + 0.5, color="C2")
-    ax.set_xlabel("features in use", fontsize=7)
-    rows = batch.num_rows
-    ax.set_title(f"features per dataset; rows {rows.min()}–{rows.max()}", fontsize=8)
-
-
-def _feature_correlation(ax, batch: PriorBatch) -> None:
-    values = []
-    for b in range(batch.num_datasets):
-        x = _dataset(batch, b)[0]
-        x = x[np.all(np.isfinite(x), axis=1)]
-        x = x[:, x.std(axis=0) > 0] if len(x) > 2 else x[:, :0]
-        if x.shape[1] >= 2:
-            values.append(np.abs(np.corrcoef(x, rowvar=False))[np.triu_indices(x.shape[1], 1)].mean())
-    if not values:
-        _text(ax, "fewer than two features:\nno correlations", "mean |corr| between features")
-        return
-    ax.hist(values, bins=20, range=(0, 1), color="C4")
-    ax.set_title("mean |corr| between features, per dataset", fontsize=8)
-
-
-def _hyperparameter(ax, name: str, values: np.ndarray) -> None:
-    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if len(set(map(str, present))) == 1:
-        value = present[0]
-        text = f"{value:.4g}" if isinstance(value, (float, np.floating)) else str(value)
-        _text(ax, f"{name} = {text}\nin all {len(present)} datasets", name)
-        return
-    if values.dtype == object or values.dtype == bool:
-        kinds, counts = np.unique(np.array([str(v) for v in values if v is not None]), return_counts=True)
-        ax.bar(np.arange(len(kinds)), counts, color="C1")
-        ax.set_xticks(np.arange(len(kinds)), [k[:12] for k in kinds], fontsize=6, rotation=30 if len(kinds) > 3 else 0)
-    else:
-        finite = values[np.isfinite(values.astype(np.float64))].astype(np.float64)
-        positive = finite.min() > 0 and finite.max() > 20 * finite.min()
-        if values.dtype.kind in "iu" and finite.max() - finite.min() <= 40:
-            bins = np.arange(finite.min(), finite.max() + 2) - 0.5
-        else:
-            bins = np.geomspace(finite.min(), finite.max(), 25) if positive else 25
-        ax.hist(finite, bins=bins, color="C1")
-        if positive:
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        name += f" ({finite.size} drawn)" if finite.size < values.size else ""
-    ax.set_title(name, fontsize=8)
-
-
-def _distinct(values: np.ndarray) -> int:
-    return len({str(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))})
-
-
-def _text(ax, text: str, title: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, transform=ax.transAxes)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=8)
-
-
 def preview_figure(batch: PriorBatch, *, title: str, max_datasets: int = 8) -> plt.Figure:
     """The preview of ``batch`` as a matplotlib figure (close it when done)."""
-    distinct = {name: _distinct(values) for name, values in batch.hyperparameters.items()}
-    names = sorted((n for n in distinct if distinct[n]), key=lambda n: (distinct[n] == 1, n))[:_MAX_HYPER_PANELS]
+    levels = {name: distinct(values) for name, values in batch.hyperparameters.items()}
+    names = sorted((n for n in levels if levels[n]), key=lambda n: (levels[n] == 1, n))[:_MAX_HYPER_PANELS]
     shown = min(batch.num_datasets, max_datasets)
     sample_rows, hyper_rows = math.ceil(shown / 4), math.ceil(len(names) / 4)
     heights = [2.2] * sample_rows + [2.0] + [1.4] * hyper_rows
@@ -204,12 +110,12 @@ def preview_figure(batch: PriorBatch, *, title: str, max_datasets: int = 8) -> p
     fig.subplots_adjust(left=0.05, right=0.985, bottom=bottom / height, top=1 - top / height, wspace=0.28,
                         hspace=gap / float(np.mean(heights)))
     for i, ax in enumerate(axes[:sample_rows].flat):
-        varied = [n for n in names if distinct[n] > 1]
+        varied = [n for n in names if levels[n] > 1]
         _scatter(ax, batch, i, varied) if i < shown else ax.axis("off")
-    for ax, panel in zip(axes[sample_rows], (_class_shares, _missing, _sizes, _feature_correlation), strict=True):
+    for ax, panel in zip(axes[sample_rows], (class_shares, missing, sizes, feature_correlation), strict=True):
         panel(ax, batch)
     for i, ax in enumerate(axes[sample_rows + 1:].flat):
-        _hyperparameter(ax, names[i], batch.hyperparameters[names[i]]) if i < len(names) else ax.axis("off")
+        hyperparameter(ax, names[i], batch.hyperparameters[names[i]]) if i < len(names) else ax.axis("off")
     for ax in axes.flat:
         ax.tick_params(labelsize=6, pad=1)
     fig.suptitle(f"{title} — {batch.num_datasets} datasets; filled: train rows, hollow: test rows", fontsize=10,
