@@ -32,7 +32,7 @@ NUMPY_ACTIVATIONS = {
 def test_activation_matches_numpy(name):
     h = np.linspace(-6, 6, 1001)
     out = h.copy()
-    activate_inplace(out, ACTIVATION_CODES[name])
+    activate_inplace(out, ACTIVATION_CODES[name], np.empty(1001), np.empty(1001, dtype=np.int64))
     np.testing.assert_allclose(out, NUMPY_ACTIVATIONS[name](h), rtol=1e-12, atol=1e-14)
 
 

@@ -4,7 +4,7 @@ Activations are small integer codes (``ACTIVATION_CODES`` maps names to them) so
 every node or layer its own nonlinearity without Python objects. Arrays are feature-major, (units, rows):
 the inner loops run over contiguous rows.
 
-- ``activate_inplace(values_R, kind)``: one activation over a row of values.
+- ``activate_inplace(values_R, kind, work_R, bits_R)``: one activation over a row of values (two scratch rows).
 - ``standardize_inplace(values_R)``: zero mean, unit variance (a constant row becomes zeros). SCM nodes
   standardise their inputs and outputs, so no chain of mechanisms can overflow.
 - ``linear_combination(inputs_NR, parents_P, weights_P, out_R)``: a sparse weighted sum of parent rows.
@@ -18,6 +18,8 @@ import math
 import numba
 import numpy as np
 
+from pfnforge.blocks.fastexp import exp_nonpositive_inplace
+
 IDENTITY, TANH, RELU, SIGMOID, SIN, ABS, SQUARE, STEP, GAUSSIAN, SOFTPLUS, LEAKY_RELU = range(11)
 ACTIVATION_CODES = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid": SIGMOID, "sin": SIN,
                     "abs": ABS, "square": SQUARE, "step": STEP, "gaussian": GAUSSIAN, "softplus": SOFTPLUS,
@@ -26,18 +28,34 @@ ACTIVATION_CODES = {"identity": IDENTITY, "tanh": TANH, "relu": RELU, "sigmoid":
 
 
 @numba.njit(cache=True)
-def activate_inplace(values_R: np.ndarray, kind: int) -> None:
-    """Apply activation ``kind`` (a code of ``ACTIVATION_CODES``) to every value of ``values_R``."""
+def activate_inplace(values_R: np.ndarray, kind: int, work_R: np.ndarray, bits_R: np.ndarray) -> None:
+    """Apply activation ``kind`` (a code of ``ACTIVATION_CODES``) to every value of ``values_R``.
+
+    ``work_R`` (float64) and ``bits_R`` (int64), each at least as long, are scratch: tanh, sigmoid,
+    gaussian and softplus are built from ``exp`` of a non-positive number (``-2|h|``, ``-|h|``, ``-h²``),
+    which ``fastexp`` evaluates in vectorised loops instead of a libm call per value.
+    """
     n = values_R.shape[0]
-    if kind == TANH:
+    if kind in (TANH, SIGMOID, SOFTPLUS):
+        factor = 2.0 if kind == TANH else 1.0
         for r in range(n):
-            values_R[r] = math.tanh(values_R[r])
+            work_R[r] = -factor * abs(values_R[r])
+        exp_nonpositive_inplace(work_R, n, bits_R)  # e = exp(-factor |h|) in (0, 1]
+        for r in range(n):
+            h, e = values_R[r], work_R[r]
+            if kind == TANH:
+                values_R[r] = math.copysign((1.0 - e) / (1.0 + e), h)
+            elif kind == SIGMOID:
+                values_R[r] = 1.0 / (1.0 + e) if h >= 0 else e / (1.0 + e)
+            else:
+                values_R[r] = max(h, 0.0) + math.log1p(e)
+    elif kind == GAUSSIAN:
+        for r in range(n):
+            values_R[r] = -values_R[r] * values_R[r]
+        exp_nonpositive_inplace(values_R, n, bits_R)
     elif kind == RELU:
         for r in range(n):
             values_R[r] = max(values_R[r], 0.0)
-    elif kind == SIGMOID:
-        for r in range(n):
-            values_R[r] = 1.0 / (1.0 + math.exp(-values_R[r]))
     elif kind == SIN:
         for r in range(n):
             values_R[r] = math.sin(values_R[r])
@@ -50,13 +68,6 @@ def activate_inplace(values_R: np.ndarray, kind: int) -> None:
     elif kind == STEP:
         for r in range(n):
             values_R[r] = 1.0 if values_R[r] > 0.0 else 0.0
-    elif kind == GAUSSIAN:
-        for r in range(n):
-            values_R[r] = math.exp(-values_R[r] * values_R[r])
-    elif kind == SOFTPLUS:
-        for r in range(n):
-            v = values_R[r]
-            values_R[r] = v + math.log1p(math.exp(-v)) if v > 0 else math.log1p(math.exp(v))
     elif kind == LEAKY_RELU:
         for r in range(n):
             values_R[r] = max(values_R[r], 0.1 * values_R[r])
@@ -104,6 +115,7 @@ def mlp_forward(x_FR: np.ndarray, weights_list: numba.typed.List, biases_list: n
     """A dense MLP: ``h ← act_l(W_l h + b_l)`` per layer (weights (out, in), biases (out,)), no activation
     after the last layer. Returns the (out, R) output."""
     h_WR = x_FR.copy()
+    work, bits = np.empty(x_FR.shape[1]), np.empty(x_FR.shape[1], dtype=np.int64)
     num_layers = len(weights_list)
     for layer in range(num_layers):
         out_WR = weights_list[layer] @ h_WR
@@ -111,6 +123,6 @@ def mlp_forward(x_FR: np.ndarray, weights_list: numba.typed.List, biases_list: n
         for u in range(out_WR.shape[0]):
             out_WR[u] += bias[u]
             if layer < num_layers - 1:
-                activate_inplace(out_WR[u], kinds[layer])
+                activate_inplace(out_WR[u], kinds[layer], work, bits)
         h_WR = out_WR
     return h_WR

@@ -24,7 +24,6 @@ from pfnforge_priors.scm.graph import SCMGraph, sample_graph
 from pfnforge_priors.scm.mechanisms import MCAR, NO_MISSING, VALUE_DEPENDENT, evaluate_graph, write_features
 
 MISSINGNESS = {NO_MISSING: "none", MCAR: "mcar", VALUE_DEPENDENT: "value_dependent"}
-_NO_UNIFORMS = np.zeros((1, 1))
 
 
 class SCMPrior(Prior):
@@ -76,10 +75,9 @@ class SCMPrior(Prior):
                 tree_fraction=h["tree_fraction"][b], weight_scale=h["weight_scale"][b],
                 noise_std=h["noise_std"][b], num_rows=R)
             values_NR = np.empty((graph.num_nodes, R))
-            evaluate_graph(graph.parent_offsets, graph.parents, graph.weights, graph.kind, graph.code, graph.gain,
+            evaluate_graph(rng, graph.parent_offsets, graph.parents, graph.weights, graph.kind, graph.code, graph.gain,
                            graph.shift, graph.noise_std, graph.tree_depth, graph.split_offsets, graph.split_input,
-                           graph.split_row, graph.leaf_offsets, graph.leaf_value,
-                           rng.standard_normal((graph.num_nodes, R)), values_NR)
+                           graph.split_row, graph.leaf_offsets, graph.leaf_value, values_NR)
             num_categorical[b] = self._write_features(rng, graph, values_NR, b, h, int(missing[b]), x_BRF[b])
             target_R = values_NR[graph.target]
             if cfg.classification:
@@ -107,9 +105,8 @@ class SCMPrior(Prior):
         warp_a, warp_b = cfg.warp_exponent.sample(rng, nf), cfg.warp_exponent.sample(rng, nf)
         levels = np.where(rng.random(nf) < h["quantize_fraction"][b], cfg.quantize_levels.sample(rng, nf), 0)
         strength = cfg.missing_strength.sample(rng, nf) * rng.choice([-1.0, 1.0], nf)
-        uniforms_FR = rng.random((nf, R)) if missing != NO_MISSING else _NO_UNIFORMS
-        write_features(values_NR, graph.feature_nodes, category_offsets, category_rows, warp, warp_a, warp_b,
-                       levels.astype(np.int64), missing, float(h["missing_rate"][b]), strength, uniforms_FR, x_RF)
+        write_features(rng, values_NR, graph.feature_nodes, category_offsets, category_rows, warp, warp_a, warp_b,
+                       levels.astype(np.int64), missing, float(h["missing_rate"][b]), strength, x_RF)
         return int(categorical.sum())
 
 
