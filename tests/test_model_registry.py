@@ -5,6 +5,7 @@ for names, versions and aliases that do not exist."""
 from __future__ import annotations
 
 import json
+import time
 
 import mlflow
 import pytest
@@ -16,7 +17,7 @@ from pfnforge.errors import ModelNotFoundError
 from pfnforge.inference.artifact import build_random_pfn, load_checkpoint, load_model, save_model_dir
 from pfnforge.inference.mlflow_models import download_model, register_model
 from pfnforge.model.pfn import ModelConfig
-from tests.conftest import running_mlflow_server
+from tests.conftest import free_port, running_mlflow_server
 
 
 @pytest.fixture(autouse=True)
@@ -109,6 +110,16 @@ def test_register_command_prints_the_version_and_exits_2_on_a_bad_source(classif
     assert "registered cli-model version 1 (alias @champion)" in capsys.readouterr().out
     assert main(["register", str(tmp_path / "missing"), "--name", "x", "--tracking-uri", uri]) == 2
     assert "missing not found" in capsys.readouterr().err
+    assert main(["register", str(classifier_dir), "--name", "x", "--alias", "v2", "--tracking-uri", uri]) == 2
+    assert "alias 'v2' is invalid" in capsys.readouterr().err
+
+
+def test_register_to_an_unreachable_server_fails_fast_and_clean(classifier_dir, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    start = time.monotonic()
+    assert main(["register", str(classifier_dir), "--name", "x", "--tracking-uri",
+                 f"http://127.0.0.1:{free_port()}"]) == 2
+    assert "could not be reached" in capsys.readouterr().err and time.monotonic() - start < 30
 
 
 @pytest.mark.slow

@@ -19,8 +19,10 @@ def _ints(text: str) -> list[int]:
 
 
 def _quiet_mlflow() -> None:
-    """No per-file download progress bars on the terminal (the command reports what it did)."""
+    """No per-file download progress bars on the terminal (the command reports what it did), and an
+    unreachable tracking server fails in seconds, not after MLflow's default minutes of retries."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -71,12 +73,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_register(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
     from pfnforge.inference.mlflow_models import register_model, tracking_uri_or_default
 
     _quiet_mlflow()
     uri = tracking_uri_or_default(args.tracking_uri)
-    name, version = register_model(args.source, args.name, alias=args.alias, tracking_uri=uri, target=args.target,
-                                   experiment=args.experiment)
+    try:
+        name, version = register_model(args.source, args.name, alias=args.alias, tracking_uri=uri,
+                                       target=args.target, experiment=args.experiment)
+    except MlflowException as error:
+        raise ConfigError(f"MLflow at {uri} refused or could not be reached: {str(error).splitlines()[0][:300]} "
+                          "(check --tracking-uri)") from error
     alias = f" (alias @{args.alias})" if args.alias else ""
     print(f"registered {name} version {version}{alias} at {uri}")
     print(f"load it with models:/{name}/{version}" + (f" or models:/{name}@{args.alias}" if args.alias else ""))

@@ -10,6 +10,7 @@ output directory; the run that just trained), else into a new run ``register-NAM
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from pfnforge.errors import ConfigError
 from pfnforge.inference.artifact import save_model_dir
 from pfnforge.inference.mlflow_models import LOGGED_MODEL_NAME, tracking_client
 from pfnforge.inference.sources import resolve_source
+
+_ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 
 @dataclass(kw_only=True)
@@ -103,6 +106,9 @@ def register_model(source: str | Path, name: str, *, alias: str | None = None, t
 
     if not name or "/" in name or "@" in name:
         raise ConfigError(f"model name {name!r} is invalid: use a non-empty name without '/' or '@'")
+    if alias is not None and (not _ALIAS.match(alias) or alias.lower() == "latest" or re.match(r"^v\d+$", alias)):
+        raise ConfigError(f"alias {alias!r} is invalid: use letters, digits, '_' and '-' (not 'latest' or v<number>, "
+                          "which name versions), e.g. champion")
     client, where = tracking_client(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="pfnforge-register-") as tmp:
         origin = resolve_source(source, tracking_uri=where, staging=Path(tmp))
