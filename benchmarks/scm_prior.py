@@ -16,14 +16,14 @@ shared machine hits all of them; the table shows the median over rounds. Shape: 
 
 - ``scm``: pfnforge's defaults (graph + tree mechanisms, categoricals, warps, grids, missing values in half
   of the datasets); ``scm 100 f`` additionally fixes 100 used features per dataset (the heaviest case).
-- ``TabPFN v1``: ``tabpfn==0.1.11``'s ``priors.mlp`` inside ``priors.flexible_categorical`` inside
-  ``priors.differentiable_prior``, wired as its ``scripts/model_builder.py`` does, with the hyperparameters
-  of its published training notebook (``PriorFittingCustomPrior.ipynb``: causal/non-causal MLPs with
-  meta-sampled depth, width, dropout, noise, init; a new MLP per dataset; 20 % categorical features;
-  2-10 classes, label normalisation and the train/test compatibility check). The GP half of its prior bag
-  is left out: this is its MLP-SCM prior. Its package ``__init__`` imports a transformer layer that no
-  longer imports on torch >= 2.1; the worker registers the package without running that ``__init__`` and
-  imports ``tabpfn.priors`` unchanged.
+- ``TabPFN v1`` (``TabPFN 100 f``: 100 used features per dataset): ``tabpfn==0.1.11``'s ``priors.mlp`` inside
+  ``priors.flexible_categorical`` inside ``priors.differentiable_prior``, wired as its
+  ``scripts/model_builder.py`` does, with the hyperparameters of its published training notebook
+  (``PriorFittingCustomPrior.ipynb``: causal/non-causal MLPs with meta-sampled depth, width, dropout, noise,
+  init; a new MLP per dataset; 20 % categorical features; 2-10 classes, label normalisation and the train/test
+  compatibility check). The GP half of its prior bag is left out: this is its MLP-SCM prior. Its package
+  ``__init__`` imports a transformer layer that does not import on torch 2.13; the worker registers the
+  package without running that ``__init__`` and imports ``tabpfn.priors`` unchanged.
 - ``TabICL``: ``tabicl.prior.PriorDataset(prior_type="mix_scm")`` (MLP SCMs 70 %, XGBoost tree SCMs 30 %,
   its default sampled hyperparameters, categorical features), ``n_jobs=1``.
 """
@@ -40,13 +40,17 @@ import tempfile
 import time
 
 SHAPE = (64, 1024, 100)
-SIDES = {"scm": [], "scm 100 f": ["num_features.low=100"], "TabPFN v1": None, "TabICL": None}
-REPEATS = {"scm": 21, "scm 100 f": 15, "TabPFN v1": 21, "TabICL": 5}
+SIDES = {"scm": [], "scm 100 f": ["num_features.low=100"], "TabPFN v1": None, "TabPFN 100 f": None, "TabICL": None}
+"""pfnforge sides: their overrides of the scm config; anchors: None."""
+ANCHOR_OF = {"scm": "TabPFN v1", "scm 100 f": "TabPFN 100 f", "TabPFN v1": "TabPFN v1", "TabPFN 100 f": "TabPFN 100 f",
+             "TabICL": "TabPFN v1"}
+"""The TabPFN side each side's "× TabPFN" compares with: the one drawing the same number of features."""
+REPEATS = {"scm": 21, "scm 100 f": 15, "TabPFN v1": 21, "TabPFN 100 f": 11, "TabICL": 5}
 """Timed batches per worker: the anchors' batch times vary several-fold with their meta-sampled sizes."""
 
 
-def _time(draw, repeats: int, warmups: int, barrier: str) -> list[float]:
-    """Seconds per batch; ``barrier`` is ``DIR:N``: wait until N workers are warm (a file each in DIR)."""
+def _time(draw, repeats: int, warmups: int, barrier: str) -> list[list[float]]:
+    """[wall, CPU] seconds per batch; ``barrier`` is ``DIR:N``: wait until N workers are warm (a file each)."""
     for _ in range(warmups):
         draw()
     folder, count = barrier.rsplit(":", 1)
@@ -56,13 +60,13 @@ def _time(draw, repeats: int, warmups: int, barrier: str) -> list[float]:
         time.sleep(0.001)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         draw()
-        times.append(time.perf_counter() - start)
+        times.append([time.perf_counter() - start, time.process_time() - cpu])
     return times
 
 
-def _ours(side: str, repeats: int, barrier: str) -> list[float]:
+def _ours(side: str, repeats: int, barrier: str) -> list[list[float]]:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -78,7 +82,7 @@ def _ours(side: str, repeats: int, barrier: str) -> list[float]:
     return _time(lambda: prior.sample(rng, shape), repeats, 2, barrier)
 
 
-def _tabpfn_v1(repeats: int, barrier: str) -> list[float]:
+def _tabpfn_v1(repeats: int, barrier: str, fixed_features: bool) -> list[list[float]]:
     import importlib.util
     import random
     import types
@@ -103,7 +107,8 @@ def _tabpfn_v1(repeats: int, barrier: str) -> list[float]:
         "nan_prob_no_reason": 0.0, "nan_prob_unknown_reason": 0.0, "nan_prob_a_reason": 0.0, "max_num_classes": 10,
         "num_classes": uniform_int_sampler_f(2, 10), "noise_type": "Gaussian", "balanced": False,
         "normalize_to_ranking": False, "set_value_to_nan": 0.1, "normalize_by_used_features": True,
-        "num_features_used": uniform_int_sampler_f(1, F), "num_categorical_features_sampler_a": -1.0,
+        "num_features_used": uniform_int_sampler_f(F if fixed_features else 1, F),
+        "num_categorical_features_sampler_a": -1.0,
         "output_multiclass_ordered_p": 0.0, "normalize_with_sqrt": False, "new_mlp_per_example": True,
         "prior_mlp_scale_weights_sqrt": True, "differentiable_hps_as_style": False, "random_feature_rotation": True,
         "rotate_normalized_labels": True, "normalize_labels": True, "check_is_compatible": True,
@@ -141,7 +146,7 @@ def _tabpfn_v1(repeats: int, barrier: str) -> list[float]:
     return _time(draw, repeats, 1, barrier)
 
 
-def _tabicl(repeats: int, barrier: str) -> list[float]:
+def _tabicl(repeats: int, barrier: str) -> list[list[float]]:
     import numpy as np
     import torch
     from tabicl.prior import PriorDataset
@@ -155,19 +160,21 @@ def _tabicl(repeats: int, barrier: str) -> list[float]:
     return _time(lambda: prior.get_batch(), repeats, 1, barrier)
 
 
-def _run(python: str, side: str, processes: int, repeats: int) -> float:
-    """Datasets/s summed over ``processes`` simultaneous worker processes."""
+def _run(python: str, side: str, processes: int, repeats: int) -> tuple[float, float]:
+    """Datasets/s summed over ``processes`` simultaneous worker processes, by wall and by CPU time."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with tempfile.TemporaryDirectory() as folder:
         args = [python, os.path.abspath(__file__), "--worker", side, str(repeats), f"{folder}:{processes}"]
         workers = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
         outputs = [(worker.communicate()[0], worker.returncode) for worker in workers]
-    rates = []
+    wall, cpu = 0.0, 0.0
     for out, returncode in outputs:
         if returncode != 0:
             raise SystemExit(f"{side} worker failed (exit {returncode})")
-        rates.append(SHAPE[0] / statistics.median(json.loads(out.strip().splitlines()[-1])))
-    return sum(rates)
+        times = json.loads(out.strip().splitlines()[-1])
+        wall += SHAPE[0] / statistics.median(t[0] for t in times)
+        cpu += SHAPE[0] / statistics.median(t[1] for t in times)
+    return wall, cpu
 
 
 def main() -> None:
@@ -176,35 +183,39 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the sides")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the timed batches per worker")
     args = parser.parse_args()
-    rates: dict[tuple[str, int], float] = {}
+    wall: dict[tuple[str, int], float] = {}
+    cpu: dict[tuple[str, int], float] = {}
     for processes in (1, 2):
-        measured: dict[str, list[float]] = {side: [] for side in SIDES}
+        measured: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
         for _ in range(args.rounds):
             for side in SIDES:
                 python = sys.executable if SIDES[side] is not None else args.anchor_python
                 repeats = max(1, round(REPEATS[side] * args.scale))
                 measured[side].append(_run(python, side, processes, repeats))
         for side, values in measured.items():
-            rates[side, processes] = statistics.median(values)
-    print(f"shape {'×'.join(map(str, SHAPE))}, classification; datasets/s (sum over processes)")
-    header = (f"{'side':<10} {'proc':>4} {'ds/s':>9} {'ds/s/proc':>10} {'× TabPFN v1':>12} {'× TabICL':>9} "
-              f"{'× own 1':>8}")
+            wall[side, processes] = statistics.median(v[0] for v in values)
+            cpu[side, processes] = statistics.median(v[1] for v in values)
+    print(f"shape {'×'.join(map(str, SHAPE))}, classification; datasets/s summed over processes")
+    header = (f"{'side':<12} {'proc':>4} {'ds/s':>8} {'× TabPFN':>9} {'× TabICL':>9} {'× own 1':>8} "
+              f"{'ds/CPU-s':>9} {'× TabPFN':>9} {'× TabICL':>9}")
     print(header)
     print("-" * len(header))
     for side in SIDES:
         for processes in (1, 2):
-            rate = rates[side, processes]
-            print(f"{side:<10} {processes:>4} {rate:>9.1f} {rate / processes:>10.1f} "
-                  f"{rate / rates['TabPFN v1', processes]:>12.2f} {rate / rates['TabICL', processes]:>9.2f} "
-                  f"{rate / rates[side, 1]:>8.2f}")
-    print("\n× TabPFN v1 / × TabICL: this side's datasets/s over the anchor's, same run, same process count "
-          "(targets for scm: ≥ 2 and ≥ 10). × own 1: 2 processes over 1 (target ≥ 1.8).")
+            key, anchor, tabicl = (side, processes), (ANCHOR_OF[side], processes), ("TabICL", processes)
+            print(f"{side:<12} {processes:>4} {wall[key]:>8.1f} {wall[key] / wall[anchor]:>9.2f} "
+                  f"{wall[key] / wall[tabicl]:>9.2f} {wall[key] / wall[side, 1]:>8.2f} {cpu[key]:>9.1f} "
+                  f"{cpu[key] / cpu[anchor]:>9.2f} {cpu[key] / cpu[tabicl]:>9.2f}")
+    print("\nds/s: datasets / median wall seconds per batch; ds/CPU-s: by the process's CPU time (what a"
+          " dedicated core would give). × TabPFN: over the TabPFN v1 side drawing as many features (scm: 1..100,"
+          " 100 f: 100), same run, same process count (target ≥ 2); × TabICL (target ≥ 10); × own 1: 2"
+          " processes over 1 (target ≥ 1.8, needs two idle cores).")
 
 
 def _worker_main(argv: list[str]) -> None:
     side, repeats, barrier = argv
-    if side == "TabPFN v1":
-        times = _tabpfn_v1(int(repeats), barrier)
+    if side.startswith("TabPFN"):
+        times = _tabpfn_v1(int(repeats), barrier, fixed_features=side == "TabPFN 100 f")
     elif side == "TabICL":
         times = _tabicl(int(repeats), barrier)
     else:
