@@ -13,7 +13,7 @@ import torch
 from mlflow import MlflowClient
 
 from pfnforge.cli import main
-from pfnforge.errors import ModelNotFoundError
+from pfnforge.errors import ConfigError, ModelNotFoundError
 from pfnforge.inference.artifact import build_random_pfn, load_checkpoint, load_model, save_model_dir
 from pfnforge.inference.mlflow_models import download_model, register_model
 from pfnforge.model.pfn import ModelConfig
@@ -120,6 +120,8 @@ def test_register_to_an_unreachable_server_fails_fast_and_clean(classifier_dir, 
     assert main(["register", str(classifier_dir), "--name", "x", "--tracking-uri",
                  f"http://127.0.0.1:{free_port()}"]) == 2
     assert "could not be reached" in capsys.readouterr().err and time.monotonic() - start < 30
+    with pytest.raises(ConfigError, match="could not be reached"):
+        download_model("models:/x/1", tracking_uri=f"http://127.0.0.1:{free_port()}")
 
 
 @pytest.mark.slow

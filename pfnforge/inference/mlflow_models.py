@@ -59,7 +59,9 @@ def resolve_version(uri: str, *, tracking_uri: str | None = None):
         registered = client.get_registered_model(name)
     except MlflowException as error:
         if not is_not_found(error):
-            raise
+            raise ConfigError(f"MLflow at {where} refused or could not be reached: "
+                              f"{str(error).splitlines()[0][:300]} (check the tracking URI: --tracking-uri or "
+                              "MLFLOW_TRACKING_URI)") from error
         names = registered_names(client)
         raise ModelNotFoundError(f"no registered model {name!r} at {where}; registered models: "
                                  f"{', '.join(names) or 'none'} (register one with `pfnforge register`)") from None
