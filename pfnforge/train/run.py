@@ -35,10 +35,12 @@ _BORDER_RANK = 1 << 30  # a rank no run uses: the stream the regression buckets 
 
 
 def _bucket_borders(prior, data: DataConfig, model: ModelConfig) -> torch.Tensor:
-    """Borders from test targets of a few prior batches, drawn from a reserved stream, scaled as the model
-    scales them (standardised by training-row statistics, or raw)."""
-    samples = []
-    for k in range(8):
+    """Borders from test targets of a few prior batches (8, or more until there are 10 per bucket), drawn
+    from a reserved stream, scaled as the model scales them (standardised by training-row statistics, or raw)."""
+    samples: list[torch.Tensor] = []
+    for k in range(4096):
+        if k >= 8 and sum(s.numel() for s in samples) >= 10 * model.num_buckets:
+            break
         batch = prior.sample(batch_rng(data.stream, _BORDER_RANK, k), batch_shape(data.stream, k))
         y = torch.from_numpy(batch.y).double()
         T = int(batch.num_train_rows[0])
