@@ -22,6 +22,11 @@ run fsdp2 trainer=fsdp2 trainer.accelerator=gpu trainer.devices=1
 for stage in 1 2 3; do run "deepspeed-zero$stage" "trainer=deepspeed_zero$stage"; done
 if [ "$gpus" -ge 2 ]; then run ddp trainer=ddp trainer.accelerator=gpu "trainer.devices=$gpus"; fi
 run base-throughput trainer=gpu model=base trainer.max_steps=100 trainer.log_every_n_steps=10
+# the PFN paper's GP setting exactly as configured (model=base, 2,000 rows, 5-D), 60 steps; its own args
+if timeout 1800 pfnforge train +experiment=gp_pfn_paper run_name=gp-pfn-paper "paths.output_dir=$out/gp-pfn-paper" \
+    trainer.max_steps=60 trainer.val_check_interval=60 trainer.log_every_n_steps=5 trainer.enable_progress_bar=false \
+    "logger.tracking_uri=sqlite:///$out/mlflow.db" > "$out/gp-pfn-paper.log" 2>&1; then echo "ok      gp-pfn-paper"
+else echo "FAILED  gp-pfn-paper (log: $out/gp-pfn-paper.log)"; fi
 python - "$out/mlflow.db" <<'PY'
 import sys, mlflow
 client = mlflow.MlflowClient(f"sqlite:///{sys.argv[1]}")
@@ -30,4 +35,21 @@ for run in client.search_runs([e.experiment_id for e in client.search_experiment
     print(f"{run.info.run_name:<18} loss={m.get('train/loss', float('nan')):.3f} "
           f"datasets/s={m.get('throughput/datasets_per_s', float('nan')):.1f} "
           f"rows/s={m.get('throughput/rows_per_s', float('nan')):.0f}")
+PY
+# tokens/s and model FLOPs utilisation of gp-pfn-paper: medians of the logged steps after the first 20
+# (warm-up, compilation); PEAK_TFLOPS is the GPU's dense bf16 peak (H100/H200 SXM: 989)
+python - "$out/mlflow.db" "${PEAK_TFLOPS:-989}" <<'PY'
+import statistics, sys, mlflow
+client = mlflow.MlflowClient(f"sqlite:///{sys.argv[1]}")
+peak = float(sys.argv[2])
+for run in client.search_runs([e.experiment_id for e in client.search_experiments()]):
+    if run.info.run_name != "gp-pfn-paper":
+        continue
+    def median(key):
+        values = [m.value for m in client.get_metric_history(run.info.run_id, key) if m.step >= 20]
+        return statistics.median(values) if values else float("nan")
+    tflops = median("throughput/model_tflops_per_s")
+    print(f"gp-pfn-paper  tokens/s={median('throughput/tokens_per_s'):.0f}  model TFLOP/s={tflops:.1f}  "
+          f"MFU={tflops / peak:.1%} of {peak:.0f}  data wait={median('data/wait_fraction'):.2f}  "
+          f"GPU hours for 100,000 steps={1e5 * 3.294e12 / (tflops * 1e12) / 3600:.2f}")
 PY
