@@ -71,6 +71,8 @@ def test_run_id_registers_the_runs_logged_checkpoint_and_moves_the_alias(tiny_gp
     assert (first, second) == ("1", "2")
     client = MlflowClient(uri, registry_uri=uri)
     assert {k: str(v) for k, v in client.get_registered_model(name).aliases.items()} == {"champion": "2"}
+    # the output directory's run is found in the store (by output directory, run name and seed)
+    assert client.get_model_version(name, "2").run_id == tiny_gp_run["run_id"]
     checkpoint = load_checkpoint(tiny_gp_run["output_dir"] / "checkpoints" / "last.ckpt")
     assert _same_weights(load_model(download_model("models:/from-run/1", tracking_uri=uri)), checkpoint)
 

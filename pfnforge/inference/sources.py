@@ -48,14 +48,19 @@ def _run_origin(client, run_id: str, where: str, staging: Path) -> Origin:
 
 
 def _training_run(client, trained: TrainedPFN) -> tuple[str | None, dict[str, float]]:
-    """The newest run that trained into the checkpoint's output directory, if the store has it."""
+    """The newest run of the checkpoint's experiment with its run name, seed and output directory, if the store
+    has one."""
     config = trained.metadata.get("config", {})
-    output_dir = config.get("paths", {}).get("output_dir")
-    experiment = client.get_experiment_by_name(config.get("logger", {}).get("experiment", "pfnforge"))
-    if not output_dir or experiment is None:
+    keys = {"paths/output_dir": config.get("paths", {}).get("output_dir"), "run_name": config.get("run_name"),
+            "seed": config.get("seed")}
+    if any(value is None or "'" in str(value) for value in keys.values()):
         return None, {}
-    runs = client.search_runs([experiment.experiment_id], f"params.`paths/output_dir` = '{output_dir}'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    experiment = client.get_experiment_by_name(config.get("logger", {}).get("experiment", "pfnforge"))
+    if experiment is None:
+        return None, {}
+    query = " and ".join(f"params.`{key}` = '{value}'" for key, value in keys.items())
+    runs = client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time DESC"],
+                              max_results=1)
     return (runs[0].info.run_id, dict(runs[0].data.metrics)) if runs else (None, {})
 
 
@@ -76,7 +81,7 @@ def resolve_source(source: str | Path, *, tracking_uri: str | None = None, stagi
     if path.exists():
         trained = load_model(path)
         run_id, metrics = _training_run(client, trained) if path.is_file() else (None, {})
-        return Origin(trained=trained, description=f"{path}", run_id=run_id, metrics=metrics)
+        return Origin(trained=trained, description=str(path), run_id=run_id, metrics=metrics)
     if (match := _RUN_ID.match(text)) is not None:
         return _run_origin(client, match[1], where, staging)
     if text.startswith(("models:/", "runs:/")):
