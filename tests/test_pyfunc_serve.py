@@ -158,3 +158,15 @@ def test_mlflow_models_serve_answers_over_http(tiny_gp_run, tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def test_a_model_with_both_heads_reads_the_task_from_the_target():
+    config = ModelConfig(embed_dim=16, num_layers=1, num_heads=2, max_features=4, max_classes=5, num_buckets=10)
+    both = build_random_pfn(config, max_rows=200, seed=2)
+    assert both.task == "mixed"
+    numbers = predict_frame(both, _frame(20, classes=None), {"n_estimators": 1})
+    labels = predict_frame(both, _frame(20, classes=["0", "1"]).astype({"target": int}), {"n_estimators": 1})
+    forced = predict_frame(both, _frame(20, classes=["0", "1"]).astype({"target": int}),
+                           {"n_estimators": 1, "task": "regression"})
+    assert list(numbers.columns) == ["mean"] and list(labels.columns) == ["0", "1"]
+    assert list(forced.columns) == ["mean"]
