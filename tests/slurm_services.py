@@ -56,23 +56,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+def _stop_group(process: subprocess.Popen, signum: int = signal.SIGTERM, timeout: float = 10.0) -> None:
     """End a process started in its own session, and everything it spawned, by its process-group id."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
+            os.killpg(process.pid, signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
 
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    """A fresh PostgreSQL cluster on a loopback port; yields a ``postgresql+psycopg2://`` URI of an empty database."""
+def postgres() -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL cluster on a loopback port with an empty database ``mlflow``; yields the
+    ``POSTGRES_*`` variables that ``docker/tracking/entrypoint.sh`` reads (trust auth: any password works)."""
     paths = require("initdb", "postgres")
     root = Path(tempfile.mkdtemp(prefix="pfnforge-pg-"))
     as_root = os.geteuid() == 0
@@ -83,10 +82,11 @@ def postgres() -> Iterator[str]:
     port = free_port()
     subprocess.run([paths["initdb"], "-D", str(root / "data"), "-U", "pfnforge", "--auth=trust", "-E", "UTF8"],
                    check=True, capture_output=True, user=user)
-    server = subprocess.Popen(
-        [paths["postgres"], "-D", str(root / "data"), "-p", str(port), "-k", str(root), "-c",
-         "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-        stdout=subprocess.DEVNULL, stderr=open(root / "postgres.log", "wb"), user=user, start_new_session=True)
+    with open(root / "postgres.log", "wb") as log:  # the child keeps its own descriptor
+        server = subprocess.Popen(
+            [paths["postgres"], "-D", str(root / "data"), "-p", str(port), "-k", str(root), "-c",
+             "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+            stdout=subprocess.DEVNULL, stderr=log, user=user, start_new_session=True)
     try:
         import psycopg2
 
@@ -102,23 +102,24 @@ def postgres() -> Iterator[str]:
         connection.autocommit = True
         connection.cursor().execute("CREATE DATABASE mlflow")
         connection.close()
-        # SQLAlchemy 2.1 defaults postgresql:// to psycopg 3: name the driver the test extra installs
-        yield f"postgresql+psycopg2://pfnforge@127.0.0.1:{port}/mlflow"
+        yield {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(port), "POSTGRES_DB": "mlflow",
+               "POSTGRES_USER": "pfnforge", "POSTGRES_PASSWORD": "unused-with-trust"}
     finally:
-        _stop_group(server)
+        _stop_group(server, signal.SIGINT)  # PostgreSQL's fast shutdown
         shutil.rmtree(root, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
-    """``mlflow server`` against ``backend_uri``, proxying artifacts to ``artifacts``; yields its URL."""
+def mlflow_server(database: dict[str, str], artifacts: Path) -> Iterator[str]:
+    """The site tracking server exactly as its image starts it (``docker/tracking/entrypoint.sh``: ``mlflow
+    server`` on PostgreSQL, proxying artifacts to ``artifacts``), on loopback; yields its URL."""
     port = free_port()
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    log = open(artifacts.parent / "mlflow-server.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-         "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts)],
-        env=env, stdout=log, stderr=log, start_new_session=True)
+    env = dict(os.environ, **database, MLFLOW_HOST="127.0.0.1", MLFLOW_PORT=str(port), MLFLOW_WORKERS="2",
+               MLFLOW_ARTIFACTS_DESTINATION=str(artifacts),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    with open(artifacts.parent / "mlflow-server.log", "wb") as log:
+        process = subprocess.Popen(["sh", str(REPO / "docker" / "tracking" / "entrypoint.sh")], env=env, stdout=log,
+                                   stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -132,7 +133,6 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
         yield url
     finally:
         _stop_group(process)
-        log.close()
 
 
 @dataclass
@@ -153,7 +153,8 @@ class SlurmCluster:
         require("slurmctld", "slurmd", "sbatch", "scontrol", "squeue", "scancel")
         self.directory = directory
         # node names do not resolve here: every emulated node is this host
-        self.env = dict(os.environ, SLURM_CONF=str(directory / "slurm.conf"), OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1",
+        self.env = dict(os.environ, SLURM_CONF=str(directory / "slurm.conf"), OMP_NUM_THREADS="1",
+                        MASTER_ADDR="127.0.0.1",
                         PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
 
     def up(self) -> None:
@@ -172,19 +173,25 @@ class SlurmCluster:
         """Submit ``script`` with extra sbatch ``options`` before it and ``args`` after it; returns the job id."""
         return self.run("sbatch", "--parsable", f"--chdir={cwd}", *options, str(script), *args).split(";")[0]
 
-    def job(self, job_id: str) -> Job:
-        text = self.run("scontrol", "show", "job", "-o", job_id).splitlines()[0]
-        fields = dict(re.findall(r"(\w+)=(\S*)", text))
-        return Job(job_id, fields["JobState"], fields["ExitCode"], int(fields.get("Restarts", 0)), fields)
+    def jobs(self, job_id: str) -> list[Job]:
+        """The job, or every task of an array job."""
+        jobs = []
+        for line in self.run("scontrol", "show", "job", "-o", job_id).splitlines():
+            fields = dict(re.findall(r"(\w+)=(\S*)", line))
+            jobs.append(Job(fields["JobId"], fields["JobState"], fields["ExitCode"], int(fields.get("Restarts", 0)),
+                            fields))
+        return jobs
 
-    def wait(self, job_id: str, timeout: float) -> Job:
-        """Poll until the job reaches a final state (a requeued job passes through PENDING again)."""
+    def wait(self, job_id: str, timeout: float) -> list[Job]:
+        """Poll until the job (every task of an array) reaches a final state; a requeued job passes through
+        PENDING again."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job.state in FINAL_STATES:
-                return job
+            jobs = self.jobs(job_id)
+            if all(job.state in FINAL_STATES for job in jobs):
+                return jobs
             time.sleep(1)
         with contextlib.suppress(AssertionError):
             self.run("scancel", job_id)
-        raise AssertionError(f"job {job_id} did not finish in {timeout:.0f} s (state {self.job(job_id).state})")
+        states = [job.state for job in self.jobs(job_id)]
+        raise AssertionError(f"job {job_id} did not finish in {timeout:.0f} s (states {states})")

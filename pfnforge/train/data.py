@@ -85,6 +85,8 @@ class PriorDataModule(L.LightningDataModule):
         """Batches from prior servers (they serve the same prior: start them with the same name and overrides)."""
         from pathlib import Path
 
+        from lightning.pytorch.utilities import rank_zero_info
+
         from pfnforge.stream.discovery import wait_for_locations
         from pfnforge.stream.flight import FlightSource
 
@@ -93,6 +95,7 @@ class PriorDataModule(L.LightningDataModule):
             locations += wait_for_locations(Path(self.config.servers_file), self.config.num_servers,
                                             self.config.servers_timeout_s)
         token = Path(self.config.token_file).read_text().strip() if self.config.token_file else None
+        rank_zero_info(f"data: streaming from {len(locations)} prior server(s): {', '.join(locations)}")
         return FlightSource(locations, self.config.stream, rank, self.next_batch, token=token)
 
     def _batches(self) -> Iterator[StepBatch]:
