@@ -80,7 +80,15 @@ class PFNPyfuncModel(mlflow.pyfunc.PythonModel):
         self.trained = load_model_dir(context.artifacts["model"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return predict_frame(self.trained, model_input, {"target": self.target, **(params or {})})
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import BAD_REQUEST
+
+        from pfnforge.errors import PfnforgeError
+
+        try:
+            return predict_frame(self.trained, model_input, {"target": self.target, **(params or {})})
+        except PfnforgeError as error:  # MLflow's own error type: the server answers 400 with this message
+            raise MlflowException(str(error), error_code=BAD_REQUEST) from error
 
 
 def predict_frame(trained, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
