@@ -10,7 +10,8 @@ Per dataset (its rows and features in use), averaged over datasets unless the ke
   rows with the features standardised and missing values set to the column mean. It estimates
   noise variance / total variance for a smooth function of the features (0: a noiseless function,
   about 1: a target unrelated to the features), an overestimate where rows are sparse for the number
-  of features (neighbours far apart); for classification the 1-NN label disagreement rate;
+  of features (neighbours far apart); for classification datasets, reported apart, the 1-NN label
+  disagreement rate (0: labels a function of the features; 1 - Σ p_c² for labels unrelated to them);
 - classes: count, majority and minority class shares;
 - rows, training rows and features in use (min/median/max);
 - the drawn hyperparameters (min/median/max, or counts of each choice).
@@ -68,7 +69,7 @@ def _spread(values: list[int]) -> str:
 def summarize(batches: list[PriorBatch]) -> dict[str, object]:
     """Statistics over all datasets of ``batches``; per-dataset values are averaged."""
     feature_corr, target_corr, missing, majority, minority, classes = [], [], [], [], [], []
-    categorical, noise, rows, train_rows, features = [], [], [], [], []
+    categorical, noise, label_noise, rows, train_rows, features = [], [], [], [], [], []
     hyper: dict[str, list[np.ndarray]] = {}
     for batch in batches:
         for b in range(batch.num_datasets):
@@ -76,7 +77,9 @@ def summarize(batches: list[PriorBatch]) -> dict[str, object]:
             x, y = np.nan_to_num(batch.x[b, :n, :f].astype(np.float64)), batch.y[b, :n].astype(np.float64)
             missing.append(float(np.isnan(batch.x[b, :n, :f]).mean()))
             categorical.append(float(categorical_looking(batch.x[b, :n, :f]).mean()))
-            noise.append(nearest_neighbour_noise(batch.x[b, :n, :f].astype(np.float64), y, batch.num_classes[b] > 0))
+            is_classification = bool(batch.num_classes[b] > 0)
+            (label_noise if is_classification else noise).append(
+                nearest_neighbour_noise(batch.x[b, :n, :f].astype(np.float64), y, is_classification))
             rows.append(n)
             train_rows.append(int(batch.num_train_rows[b]))
             features.append(f)
@@ -99,7 +102,6 @@ def summarize(batches: list[PriorBatch]) -> dict[str, object]:
         "fraction missing": float(np.mean(missing)),
         "datasets with missing values": float(np.mean(np.array(missing) > 0)),
         "fraction categorical-looking columns": float(np.mean(categorical)),
-        "target noise (NN residual share)": float(np.nanmean(noise)) if np.isfinite(noise).any() else float("nan"),
         "rows (min/median/max)": _spread(rows),
         "train rows (min/median/max)": _spread(train_rows),
         "features (min/median/max)": _spread(features),
@@ -108,6 +110,9 @@ def summarize(batches: list[PriorBatch]) -> dict[str, object]:
         summary["classes (min/median/max)"] = f"{min(classes)}/{int(np.median(classes))}/{max(classes)}"
         summary["majority class share"] = float(np.mean(majority))
         summary["minority class share"] = float(np.mean(minority))
+    for key, values in (("target noise (NN residual share)", noise), ("label noise (1-NN disagreement)", label_noise)):
+        if np.isfinite(values).any():
+            summary[key] = float(np.nanmean(values))
     for name, parts in sorted(hyper.items()):
         values = np.concatenate(parts)
         if values.dtype == object:
