@@ -7,9 +7,11 @@ Gaussian noise; classification targets come from thresholding that output at ran
 of random balance) or from sampling a softmax over per-class outputs.
 
 Speed: everything runs in float32 (the batch stores float32 anyway). Inputs, weights and noise come from
-``pfnforge.blocks.dense.standard_normal_f32`` (~7x NumPy's ziggurat, which dominated the sampling time),
-the layers are batched float32 matrix products (one BLAS call per dataset, no Python loop) and the
-activations are NumPy's SIMD float32 functions applied in place.
+``pfnforge.blocks.dense.standard_normal_f32`` (~20x NumPy's ziggurat, which dominated the sampling time;
+``benchmarks/mlp_priors_profile.py``), the layers are batched float32 matrix products (one BLAS call per
+dataset, no Python loop) and the activations are NumPy's SIMD float32 functions applied in place.
+
+Shapes: B datasets, R rows, F features, W units of a layer, P weights and biases of one network.
 """
 
 from __future__ import annotations
