@@ -8,8 +8,9 @@ The anchors run in their own virtual environment (benchmark-only; never a depend
 This script installs nothing. Every measurement is a fresh subprocess (this script re-run in worker mode:
 pfnforge's with this interpreter, the anchor's with ``--anchor-python``), one BLAS/OpenMP/torch thread
 each; with 2 processes both warm up, then start timing together (a file barrier), and the rate is
-the sum of their rates (datasets / median batch seconds). Rounds alternate pfnforge and anchor runs so
-that drift of a shared machine hits both; the table shows the median over rounds. Each worker also
+the sum of their rates (datasets / median batch seconds; small batches are timed in blocks of ~0.1 s).
+Rounds alternate pfnforge and anchor runs so that drift of a shared machine hits both; the table shows
+the median over rounds. Each worker also
 records the CPU time of every batch (``time.process_time``): datasets per CPU second is what one core
 delivers when nothing else runs on it, the robust figure on a shared machine (wall-clock rates there
 depend on what the other processes do), and its 2-process / 1-process ratio shows whether two samplers
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -53,11 +55,15 @@ def _time(draw, repeats: int, barrier: str) -> list[list[float]]:
         pass
     while len(os.listdir(folder)) < int(count):
         time.sleep(0.001)
+    start = time.perf_counter()
+    draw()
+    per_block = max(1, math.ceil(0.1 / max(time.perf_counter() - start, 1e-6)))  # blocks of >= ~0.1 s
     times = []
     for _ in range(repeats):
         start, cpu = time.perf_counter(), time.process_time()
-        draw()
-        times.append([time.perf_counter() - start, time.process_time() - cpu])
+        for _ in range(per_block):
+            draw()
+        times.append([(time.perf_counter() - start) / per_block, (time.process_time() - cpu) / per_block])
     return times
 
 
