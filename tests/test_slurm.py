@@ -66,20 +66,20 @@ def jobs() -> Jobs:
         with postgres() as database, mlflow_server(database, root / "artifacts") as tracking_uri:
             workdir = root / "work"
             workdir.mkdir()
-            common = [*TINY, f"logger.tracking_uri={tracking_uri}", "trainer=ddp"]
+            tracked = [*TINY, f"logger.tracking_uri={tracking_uri}", "trainer=ddp"]
             one_node = ("--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=2", "--cpus-per-task=1", "--time=15")
             ids = {
                 "two_nodes": cluster.sbatch(
-                    SLURM / "train.sbatch", *common, "run_name=two-nodes", "trainer.max_steps=12",
+                    SLURM / "train.sbatch", *tracked, "run_name=two-nodes", "trainer.max_steps=12",
                     "trainer.checkpoint_every_n_steps=6", "data.num_workers=0", cwd=workdir,
                     options=("--nodes=2", "--ntasks-per-node=2", "--gpus-per-node=2", "--cpus-per-task=1",
                              "--time=15", f"--output={workdir}/two_nodes.out")),
                 "requeue": cluster.sbatch(
-                    SLURM / "train.sbatch", *common, "run_name=requeue", f"trainer.max_steps={ONE_NODE_STEPS}",
+                    SLURM / "train.sbatch", *tracked, "run_name=requeue", f"trainer.max_steps={ONE_NODE_STEPS}",
                     "trainer.checkpoint_every_n_steps=10", "data.num_workers=0", cwd=workdir,
                     options=(*one_node, f"--output={workdir}/requeue.out")),
                 "servers": cluster.sbatch(
-                    SLURM / "prior_servers.sbatch", "gp_1d_reference", "--", *common, "run_name=served",
+                    SLURM / "prior_servers.sbatch", "gp_1d_reference", "--", *TINY, "trainer=ddp", "run_name=served",
                     f"trainer.max_steps={ONE_NODE_STEPS}", "trainer.checkpoint_every_n_steps=10", cwd=workdir,
                     options=("--cpus-per-task=1", "--time=15", f"--output={workdir}/servers.out", ":", *one_node)),
             }
@@ -150,6 +150,9 @@ def test_prior_servers_feed_the_trainers_of_a_heterogeneous_job_the_same_stream(
     assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), log[-3000:]
     [port] = re.findall(r"serving prior gp at grpc://0\.0\.0\.0:(\d+) \(1 workers, token required\)", log)
     assert re.search(rf"streaming from 1 prior server\(s\): grpc://\S+:{port}\b", log), log[-3000:]
+    # tracked in the default embedded store, which both ranks open at the same moment
+    [run] = _runs(f"sqlite:///{jobs.workdir / 'mlflow.db'}", "served")
+    assert run.info.status == "FINISHED" and run.data.params["data/num_servers"] == "1"
     served = torch.load(jobs.workdir / "outputs" / "served" / "checkpoints" / "last.ckpt", weights_only=True)
     assert served["global_step"] == ONE_NODE_STEPS
     # the requeued job drew the same run's batches in its own processes: batch k of rank r is the same

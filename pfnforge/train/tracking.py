@@ -9,12 +9,15 @@ checkpoints are uploaded as artifacts.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
@@ -24,11 +27,26 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 
+@contextlib.contextmanager
+def _one_at_a_time(tracking_uri: str | None) -> Iterator[None]:
+    """Ranks that start together (``srun``) each open the embedded sqlite store, whose first opening creates
+    its tables: concurrent migrations of one file fail, so take turns on a lock file next to it."""
+    if not tracking_uri or not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///")).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 class ResilientMLFlowLogger(MLFlowLogger):
     """``MLFlowLogger`` whose server calls happen on a background thread and may fail without harm."""
 
     def __init__(self, *args: Any, max_pending: int = 10_000, drain_seconds: float = 30.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        with _one_at_a_time(kwargs.get("tracking_uri")):
+            super().__init__(*args, **kwargs)
         self._offline = False
         self._failures = 0
         self._drain_seconds = drain_seconds
