@@ -11,6 +11,8 @@ the on-disk cache in later processes. They take explicit arrays and never touch 
 - ``tree``: random axis-aligned decision trees (splits at the values of random rows) and their forward pass.
 - ``tabular``: class sizes and rank discretisation into classes, missing values (MCAR and value-dependent),
   ordinal categorical codes, Kumaraswamy/power warps and quantisation, one column at a time.
+- ``dense``: float32 standard normals ~20× faster than NumPy's (``standard_normal_f32(rng, shape)`` takes
+  one seed from the generator; a vectorised Box–Muller loop over SplitMix64 words does the rest).
 
 Compiled code is cached under ``~/.cache/pfnforge/numba/<hash of these sources>`` unless
 ``NUMBA_CACHE_DIR`` is set (see ``_isolate_numba_cache``).
