@@ -16,8 +16,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 
-from pfnforge.errors import ConfigError
+from pfnforge.errors import ConfigError, PfnforgeError
 from pfnforge.inference.artifact import build_random_pfn, load_model, save_model_dir
 from pfnforge.inference.estimators import PFNClassifier, PFNRegressor
 from pfnforge.inference.mlflow_models import register_model
@@ -170,3 +171,18 @@ def test_a_model_with_both_heads_reads_the_task_from_the_target():
                            {"n_estimators": 1, "task": "regression"})
     assert list(numbers.columns) == ["mean"] and list(labels.columns) == ["0", "1"]
     assert list(forced.columns) == ["mean"]
+
+
+def test_string_columns_are_categorical_when_declared_in_params(classifier):
+    frame = _frame(40, classes=["a", "b"])
+    frame.insert(1, "colour", np.where(frame.x2 > 0, "red", "blue"))
+    model = mlflow.pyfunc.load_model("models:/pyfunc-classifier@champion")
+    params = {"categorical_features": ["colour"], "n_estimators": 2}
+    proba = model.predict(frame, params=params)
+    x_train, y_train, x_query = _parts(frame)
+    expected = PFNClassifier(load_model(classifier), n_estimators=2, categorical_features=["colour"]).fit(
+        x_train, y_train).predict_proba(x_query)
+    np.testing.assert_allclose(proba.to_numpy(), expected, rtol=1e-6)
+    with pytest.raises(MlflowException, match="colour") as raised:
+        model.predict(frame, params={"n_estimators": 2})
+    assert isinstance(raised.value.__cause__, PfnforgeError)  # the estimator's own error, kept as the cause

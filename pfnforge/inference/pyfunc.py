@@ -24,7 +24,8 @@ SPLIT_COLUMN = "__pfnforge_split__"
 SPLITS = ("train", "query")
 OUTPUTS = {"classification": ("proba", "class"), "regression": ("mean", "median", "quantiles")}
 DEFAULT_PARAMS: dict[str, Any] = {"target": "target", "task": "auto", "output": "auto",
-                                  "quantiles": [0.1, 0.5, 0.9], "n_estimators": 4, "random_state": 0}
+                                  "quantiles": [0.1, 0.5, 0.9], "categorical_features": [], "n_estimators": 4,
+                                  "random_state": 0}
 """The parameters ``predict`` accepts (also the model signature's parameter schema), with defaults."""
 
 
@@ -105,7 +106,8 @@ def predict_frame(trained, frame: pd.DataFrame, params: dict[str, Any] | None = 
     if output not in OUTPUTS[task]:
         raise ConfigError(f"params output={output!r} does not apply to {task}: choose one of "
                           f"{', '.join(('auto', *OUTPUTS[task]))}")
-    options = {"n_estimators": int(params["n_estimators"]), "random_state": int(params["random_state"])}
+    options = {"n_estimators": int(params["n_estimators"]), "random_state": int(params["random_state"]),
+               "categorical_features": [str(c) for c in np.atleast_1d(params["categorical_features"])] or None}
     if task == "classification":
         classifier = PFNClassifier(trained, **options).fit(x_train, y_train)
         if output == "class":
@@ -127,9 +129,10 @@ def model_signature(target: str = "target"):
     from mlflow.types import ParamSchema, ParamSpec
 
     defaults = {**DEFAULT_PARAMS, "target": target}
-    specs = [ParamSpec("quantiles", "double", defaults["quantiles"], shape=(-1,))]
+    specs = [ParamSpec("quantiles", "double", defaults["quantiles"], shape=(-1,)),
+             ParamSpec("categorical_features", "string", defaults["categorical_features"], shape=(-1,))]
     specs += [ParamSpec(name, "long" if isinstance(value, int) else "string", value)
-              for name, value in defaults.items() if name != "quantiles"]
+              for name, value in defaults.items() if name not in ("quantiles", "categorical_features")]
     return ModelSignature(inputs=None, params=ParamSchema(specs))
 
 
