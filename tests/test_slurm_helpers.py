@@ -1,5 +1,5 @@
 """The pieces around the Slurm scripts that need no cluster: the submitit launcher configs, the job id a
-requeue names, and server discovery through a shared file."""
+requeue names, server discovery through a shared file, and training batches read from prior servers."""
 
 from __future__ import annotations
 
@@ -45,3 +45,30 @@ def test_servers_file_counts_complete_lines_and_names_the_file_when_servers_are_
     assert wait_for_locations(path, 2, timeout=1) == read_locations(path)
     with pytest.raises(ConfigError, match=r"servers.txt lists 2 of 3 prior servers"):
         wait_for_locations(path, 3, timeout=0.3)
+
+
+@pytest.mark.slow  # a server with a spawned worker process
+def test_data_module_streams_the_same_batches_from_prior_servers_as_in_process(tmp_path):
+    import threading
+
+    from pfnforge import registry
+    from pfnforge.stream.discovery import publish_location
+    from pfnforge.stream.flight import PriorServer
+    from pfnforge.train.data import DataConfig, PriorDataModule
+
+    prior = registry.load_prior_class("gp")()
+    server = PriorServer(prior, token="s3cret", num_workers=1)
+    threading.Thread(target=server.serve, daemon=True).start()
+    try:
+        publish_location(tmp_path / "servers.txt", server.location)
+        (tmp_path / "token").write_text("s3cret\n")
+        served, local = (PriorDataModule(prior, config) for config in (
+            DataConfig(servers_file=str(tmp_path / "servers.txt"), token_file=str(tmp_path / "token")),
+            DataConfig(num_workers=0)))
+        served.next_batch = local.next_batch = 3  # as after a resume
+        with served._open(rank=1) as remote, local._open(rank=1) as here:
+            for _ in range(2):
+                assert next(remote).serialize().to_pybytes() == next(here).serialize().to_pybytes()
+            assert type(remote).__name__ == "FlightSource"
+    finally:
+        server.shutdown()
