@@ -16,6 +16,7 @@ from pfnforge.cli import main
 from pfnforge.errors import ConfigError, ModelNotFoundError
 from pfnforge.inference.artifact import build_random_pfn, load_checkpoint, load_model, save_model_dir
 from pfnforge.inference.mlflow_models import download_model, register_model
+from pfnforge.inference.register import RegistryConfig, register_after_training
 from pfnforge.model.pfn import ModelConfig
 from tests.conftest import free_port, running_mlflow_server
 
@@ -137,3 +138,12 @@ def test_registry_works_against_a_tracking_server(classifier_dir, tmp_path):
             download_model("models:/served-model@prod", tracking_uri=url)
         with pytest.raises(ModelNotFoundError, match="registered models: served-model"):
             download_model("models:/other@champion", tracking_uri=url)
+
+
+def test_failed_registration_after_training_warns_with_the_command(tmp_path):
+    config = RegistryConfig(enable_register=True, name="late")
+    with pytest.warns(RuntimeWarning, match=r"register it later with `pfnforge register .*last.ckpt --name late"):
+        assert register_after_training(tmp_path, config, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+                                       run_id=None) is None
+    with pytest.raises(ConfigError, match=r"needs registry\.name"):
+        RegistryConfig(enable_register=True)
