@@ -138,7 +138,9 @@ def test_example_data_and_the_command_line(tmp_path, random_pfn, data_dir, capsy
     model = save_model_dir(random_pfn, tmp_path / "model")
     assert main(["evaluate", str(model), "--data", str(data_dir), "--repeats", "1", "--baselines",
                  "linear", "--no-mlflow", "--out", str(tmp_path / "cli")]) == 0
-    assert "| iris | pfn |" in capsys.readouterr().out and (tmp_path / "cli" / "ranks.png").is_file()
+    captured = capsys.readouterr()
+    assert "| iris | pfn |" in captured.out and (tmp_path / "cli" / "ranks.png").is_file()
+    assert "[2/2] iris: classification, 60 rows x 4 features" in captured.err  # progress per dataset
 
 
 def test_gp_model_nll_is_compared_with_the_exact_posterior(tiny_gp_run, tmp_path, capsys):

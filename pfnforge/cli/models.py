@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                 baselines=args.baselines.split(",") if args.baselines else baselines.available())
         model = load_model(args.model) if args.model else None
         outcome = evaluate_on_data(model, args.data, out, config, target=args.target, task=args.task,
-                                   tracking=tracking)
+                                   tracking=tracking, progress=lambda line: print(line, file=sys.stderr, flush=True))
     else:
         from pfnforge import registry
         from pfnforge.config import compose_prior_config

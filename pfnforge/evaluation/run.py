@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ def _log(tracking: Tracking, params: dict[str, Any], metrics: dict[str, float], 
 
 
 def evaluate_on_data(model: Any, data: str | Path, out: str | Path, config: EvaluateConfig, *,
-                     target: str | None = None, task: str = "auto", tracking: Tracking | None = None) -> Outcome:
+                     target: str | None = None, task: str = "auto", tracking: Tracking | None = None,
+                     progress: Callable[[str], None] | None = None) -> Outcome:
     """``model``: a ``TrainedPFN`` (used for the tasks it supports) or ``None`` (the bundled default per task)."""
     datasets = load_datasets(data, target=target, task=task)
     tasks = {d.task for d in datasets}
@@ -59,7 +61,7 @@ def evaluate_on_data(model: Any, data: str | Path, out: str | Path, config: Eval
         models = {t: load_model(None, task=t) for t in tasks}
     else:
         models = {t: model for t in tasks if model.supports(t)}
-    results = evaluate_datasets(datasets, models, config)
+    results = evaluate_datasets(datasets, models, config, progress)
     summary = summarize(results)
     files = write_tables(results, summary, Path(out))
     params = {**dataclasses.asdict(config), "data": str(data), "datasets": ",".join(d.name for d in datasets)}

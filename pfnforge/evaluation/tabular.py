@@ -6,6 +6,7 @@ cannot take a dataset (e.g. beyond a PFN's limits) gets a row with its error and
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -115,12 +116,17 @@ def _builders(dataset: Dataset, models: dict[str, Any], config: EvaluateConfig, 
     return builders
 
 
-def evaluate_datasets(datasets: list[Dataset], models: dict[str, Any], config: EvaluateConfig) -> pd.DataFrame:
+def evaluate_datasets(datasets: list[Dataset], models: dict[str, Any], config: EvaluateConfig,
+                      progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Score the PFN (``models[task]``: a ``TrainedPFN``; a task missing from ``models`` is skipped for the PFN)
-    and the baselines on every dataset; one row per dataset, repeat and method."""
+    and the baselines on every dataset; one row per dataset, repeat and method. ``progress`` is told each
+    dataset as it starts."""
     rows = []
     seeds = np.random.SeedSequence(config.seed).generate_state(config.repeats)
-    for dataset in datasets:
+    for number, dataset in enumerate(datasets, 1):
+        if progress is not None:
+            progress(f"[{number}/{len(datasets)}] {dataset.name}: {dataset.task}, {len(dataset.y)} rows x "
+                     f"{dataset.x.shape[1]} features, {config.repeats} splits x {1 + len(config.baselines)} methods")
         if dataset.task == "classification":
             classes, codes = np.unique(dataset.y.astype(str), return_inverse=True)
         else:
