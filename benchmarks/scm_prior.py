@@ -5,6 +5,7 @@ The anchors run in their own virtual environment (benchmark-only; never dependen
     python3 -m venv /tmp/anchors-venv && /tmp/anchors-venv/bin/pip install torch==2.13.0
     /tmp/anchors-venv/bin/pip install tabpfn==0.1.11 tabicl xgboost   # xgboost: TabICL's tree SCM needs it
     python benchmarks/scm_prior.py --anchor-python /tmp/anchors-venv/bin/python [--rounds 2]
+    python benchmarks/scm_prior.py --anchor-python - --only-ours   # pfnforge alone: 1 vs 2 processes
 
 This script installs nothing. Every measurement is a fresh subprocess (this script re-run in worker mode:
 pfnforge's with this interpreter, the anchors' with ``--anchor-python``), one BLAS/OpenMP/torch thread
@@ -182,7 +183,15 @@ def main() -> None:
     parser.add_argument("--anchor-python", required=True, help="python of a venv with torch, tabpfn and tabicl")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the sides")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the timed batches per worker")
+    parser.add_argument("--only-ours", action="store_true",
+                        help="time the pfnforge sides alone (1 vs 2 processes); no anchor ratios")
     args = parser.parse_args()
+    if args.only_ours:
+        for side in [s for s in SIDES if SIDES[s] is not None]:
+            one, two = (statistics.median(_run(sys.executable, side, p, REPEATS[side])[0] for _ in range(args.rounds))
+                        for p in (1, 2))
+            print(f"{side:<12} 1 proc {one:8.1f} ds/s   2 procs {two:8.1f} ds/s   × own 1 {two / one:5.2f}")
+        return
     wall: dict[tuple[str, int], float] = {}
     cpu: dict[tuple[str, int], float] = {}
     for processes in (1, 2):
