@@ -140,10 +140,10 @@ def test_registry_works_against_a_tracking_server(classifier_dir, tmp_path):
             download_model("models:/other@champion", tracking_uri=url)
 
 
-def test_failed_registration_after_training_warns_with_the_command(tmp_path):
+def test_failed_registration_after_training_warns_with_the_command(tiny_gp_run, tmp_path):
     config = RegistryConfig(enable_register=True, name="late")
     with pytest.warns(RuntimeWarning, match=r"register it later with `pfnforge register .*last.ckpt --name late"):
-        assert register_after_training(tmp_path, config, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
-                                       run_id=None) is None
+        assert register_after_training(tmp_path, config, tracking_uri=tiny_gp_run["tracking_uri"],
+                                       run_id=None) is None  # no checkpoint in tmp_path
     with pytest.raises(ConfigError, match=r"needs registry\.name"):
         RegistryConfig(enable_register=True)
