@@ -186,3 +186,10 @@ def test_string_columns_are_categorical_when_declared_in_params(classifier):
     with pytest.raises(MlflowException, match="colour") as raised:
         model.predict(frame, params={"n_estimators": 2})
     assert isinstance(raised.value.__cause__, PfnforgeError)  # the estimator's own error, kept as the cause
+
+
+def test_integer_labels_stay_integers_when_query_targets_are_missing(classifier):
+    frame = _frame(20, classes=["0", "1"]).astype({"target": float})
+    frame.loc[frame[SPLIT_COLUMN] == "query", "target"] = np.nan  # what JSON nulls become
+    proba = predict_frame(load_model(classifier), frame, {"n_estimators": 1})
+    assert list(proba.columns) == ["0", "1"]

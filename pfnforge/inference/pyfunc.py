@@ -109,6 +109,8 @@ def predict_frame(trained, frame: pd.DataFrame, params: dict[str, Any] | None = 
     options = {"n_estimators": int(params["n_estimators"]), "random_state": int(params["random_state"]),
                "categorical_features": [str(c) for c in np.atleast_1d(params["categorical_features"])] or None}
     if task == "classification":
+        if pd.api.types.is_float_dtype(y_train) and np.all(np.mod(y_train, 1) == 0):
+            y_train = y_train.astype(np.int64)  # integer labels that JSON nulls on query rows turned into floats
         classifier = PFNClassifier(trained, **options).fit(x_train, y_train)
         if output == "class":
             return pd.DataFrame({"prediction": classifier.predict(x_query)}, index=x_query.index)
