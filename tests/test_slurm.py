@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,6 +38,7 @@ class Jobs:
     workdir: Path
     ids: dict[str, str]
     signalled_at: list[float]
+    sweep: subprocess.Popen
 
     def wait(self, name: str) -> Job:
         return self.cluster.wait(self.ids[name], JOB_TIMEOUT)[0]  # a heterogeneous job: its leader
@@ -94,10 +97,18 @@ def jobs() -> Jobs:
                 SLURM / "bench_prior.sbatch", "gp_1d_reference", "--datasets", "4", "--rows", "20", "--features", "1",
                 "--repeats", "2", "--warmup", "1", cwd=workdir,
                 options=("--cpus-per-task=1", "--time=5", f"--output={workdir}/bench.out"))
+            with open(workdir / "sweep.out", "wb") as log:  # Hydra's submitit launcher: an array job, waited for
+                sweep = subprocess.Popen(
+                    [str(Path(sys.executable).parent / "pfnforge"), "train", "--multirun",
+                     "hydra/launcher=submitit_slurm", "hydra.launcher.partition=cpu", "hydra.launcher.cpus_per_task=1",
+                     "hydra.launcher.timeout_min=10", *TINY, "trainer.max_steps=2", "data.num_workers=0", "seed=0,1"],
+                    cwd=workdir, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
             signalled: list[float] = []
             threading.Thread(target=_signal_after_first_checkpoint, daemon=True, args=(
                 cluster, ids["requeue"], workdir / "outputs" / "requeue" / "checkpoints", signalled)).start()
-            yield Jobs(cluster, tracking_uri, workdir, ids, signalled)
+            yield Jobs(cluster, tracking_uri, workdir, ids, signalled, sweep)
+            sweep.kill()
+            sweep.wait()
     finally:
         cluster.down()
         shutil.rmtree(root, ignore_errors=True)
@@ -194,3 +205,13 @@ def test_prior_benchmark_job_reports_its_rate_with_one_worker_per_allocated_core
     assert (job.state, job.exit_code) == ("COMPLETED", "0:0"), log[-3000:]
     assert float(re.findall(r"datasets/s: ([\d.]+)", log)[-1]) > 0
 
+
+
+def test_hydra_sweep_through_the_submitit_slurm_launcher_trains_every_point(jobs):
+    assert jobs.sweep.wait(JOB_TIMEOUT) == 0, (jobs.workdir / "sweep.out").read_text()[-3000:]
+    for point in (0, 1):
+        assert _final_step(jobs.workdir / "multirun" / "pfn" / str(point) / "checkpoints" / "last.ckpt") == 2
+    [script] = (jobs.workdir / "multirun" / "pfn" / ".submitit").glob("*/*_submission.sh")
+    text = script.read_text()
+    assert "#SBATCH --array=0-1" in text and "#SBATCH --partition=cpu" in text
+    assert "export OMP_NUM_THREADS=1" in text  # the launcher config's setup line, resolved
