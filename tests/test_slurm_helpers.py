@@ -52,6 +52,7 @@ def test_data_module_streams_the_same_batches_from_prior_servers_as_in_process(t
     import threading
 
     from pfnforge import registry
+    from pfnforge.errors import ConfigError
     from pfnforge.stream.discovery import publish_location
     from pfnforge.stream.flight import PriorServer
     from pfnforge.train.data import DataConfig, PriorDataModule
@@ -70,5 +71,8 @@ def test_data_module_streams_the_same_batches_from_prior_servers_as_in_process(t
             for _ in range(2):
                 assert next(remote).serialize().to_pybytes() == next(here).serialize().to_pybytes()
             assert type(remote).__name__ == "FlightSource"
+        unreadable = PriorDataModule(prior, DataConfig(servers=[server.location], token_file=str(tmp_path / "no")))
+        with pytest.raises(ConfigError, match=r"data.token_file=.*cannot be read"):
+            unreadable._open(rank=0)
     finally:
         server.shutdown()

@@ -94,7 +94,13 @@ class PriorDataModule(L.LightningDataModule):
         if self.config.servers_file:
             locations += wait_for_locations(Path(self.config.servers_file), self.config.num_servers,
                                             self.config.servers_timeout_s)
-        token = Path(self.config.token_file).read_text().strip() if self.config.token_file else None
+        token = None
+        if self.config.token_file:
+            try:
+                token = Path(self.config.token_file).read_text().strip()
+            except OSError as error:
+                raise ConfigError(f"data.token_file={self.config.token_file} cannot be read ({error}): give the "
+                                  "file `pfnforge serve --token-file` was started with") from error
         rank_zero_info(f"data: streaming from {len(locations)} prior server(s): {', '.join(locations)}")
         return FlightSource(locations, self.config.stream, rank, self.next_batch, token=token)
 
