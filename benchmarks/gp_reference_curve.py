@@ -28,10 +28,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tracking_uri")
     parser.add_argument("run_names", nargs="+")
+    parser.add_argument("--labels", nargs="*", help="legend labels, one per run name (default: the names)")
     parser.add_argument("--out", default="docs/benchmarks/gp_reference_training.png")
     args = parser.parse_args()
+    labels = args.labels or args.run_names
+    if len(labels) != len(args.run_names):
+        raise SystemExit(f"--labels gives {len(labels)} labels for {len(args.run_names)} runs: give one per run")
     client = mlflow.MlflowClient(args.tracking_uri)
-    curves = {name: gap_history(client, name) for name in args.run_names}
+    curves = {label: gap_history(client, name) for label, name in zip(labels, args.run_names, strict=True)}
     for name, curve in curves.items():
         print(f"{name}: step  val/gap_to_exact")
         for step, gap in curve:
