@@ -60,7 +60,6 @@ def _guess_task(target: Any) -> str:
 
 def run_predict(args: argparse.Namespace) -> int:
     from pfnforge.inference.artifact import load_model
-    from pfnforge.inference.estimators import PFNClassifier, PFNRegressor
 
     if args.out.suffix.lower() not in _FORMATS:
         raise InputError(f"--out {args.out}: unknown format {args.out.suffix!r}: use .csv or .parquet")
@@ -82,7 +81,25 @@ def run_predict(args: argparse.Namespace) -> int:
     common = {"n_estimators": args.n_estimators, "random_state": args.seed, "device": args.device,
               "categorical_features": categorical or None,
               "ignore_pretraining_limits": args.ignore_pretraining_limits}
+    try:
+        out = _predict(args, task, common, X, y, X_test)
+    except InputError as error:
+        if "declare it categorical" in str(error):  # name the command-line spelling of the fix too
+            raise InputError(f"{error} (on the command line: --categorical NAME,...)") from error
+        raise
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.suffix.lower() == ".csv":
+        out.to_csv(args.out, index=False)
+    else:
+        out.to_parquet(args.out, index=False)
+    print(f"wrote {len(out)} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _predict(args: argparse.Namespace, task: str, common: dict, X: Any, y: Any, X_test: Any) -> Any:
     import pandas as pd
+
+    from pfnforge.inference.estimators import PFNClassifier, PFNRegressor
 
     if task == "classification":
         estimator = PFNClassifier(args.model, **common).fit(X, y)
@@ -102,10 +119,4 @@ def run_predict(args: argparse.Namespace) -> int:
             out = pd.DataFrame({f"q{q:g}": values[:, i] for i, q in enumerate(levels)})
         else:
             out = pd.DataFrame({args.output: estimator.predict(X_test, output=args.output)})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix.lower() == ".csv":
-        out.to_csv(args.out, index=False)
-    else:
-        out.to_parquet(args.out, index=False)
-    print(f"wrote {len(out)} predictions to {args.out}", file=sys.stderr)
-    return 0
+    return out
