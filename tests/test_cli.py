@@ -22,6 +22,10 @@ def test_list_shows_gp_from_the_priors_distribution_and_the_example_plugin(cli_e
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
     assert rows["gp"][1:3] == ["regression", "pfnforge-priors"]
     assert rows["sine"][1:3] == ["regression", "pfnforge-example-sine"]
+    assert {"gp", "bnn", "arch", "scm", "mixture"} <= set(rows)
+    # priors whose config picks the task show the default one
+    assert rows["scm"][1:4] == ["classification", "(configurable)", "pfnforge-priors"]
+    assert rows["bnn"][1:3] == ["regression", "(configurable)"]
 
 
 def test_show_prints_defaults_and_field_docs(cli_env):

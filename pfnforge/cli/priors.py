@@ -63,8 +63,7 @@ def run_list(args: argparse.Namespace) -> int:
     rows, status = [], 0
     for name, entries in registry.discover().items():
         try:
-            task = registry.load_prior_class(name).task.value
-            rows.append((name, task, entries[0].distribution, ""))
+            rows.append((name, _default_task(registry.load_prior_class(name)), entries[0].distribution, ""))
         except PluginError as error:
             status = 1
             rows.extend((name, "?", e.distribution, f"error: {error}") for e in entries)
@@ -73,6 +72,15 @@ def run_list(args: argparse.Namespace) -> int:
     for name, task, dist, note in rows:
         print(f"{name:<{widths[0]}}  {task:<{widths[1]}}  {dist:<{widths[2]}}  {note}".rstrip())
     return status
+
+
+def _default_task(cls: type) -> str:
+    """The task of the prior under its default config; priors whose config picks it say so."""
+    try:
+        task = cls().task
+    except Exception:  # a config without defaults for every field: the class's own word
+        return cls.task.value
+    return f"{task.value} (configurable)" if task is not cls.task else task.value
 
 
 def field_docs(cls: type) -> dict[str, str]:
