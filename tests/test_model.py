@@ -89,3 +89,18 @@ def test_unstandardized_model_scores_one_context_point_and_sees_the_target_scale
         torch.testing.assert_close(shift, torch.full_like(shift, -torch.log(torch.tensor(3.0)).item()))
         raw_shift = raw.test_log_likelihood(x, 3 * y, 10, REGRESSION) - raw.test_log_likelihood(x, y, 10, REGRESSION)
         assert (raw_shift - shift).abs().max() > 0.1
+
+
+def test_standardized_model_stays_finite_with_one_context_point_or_constant_targets():
+    """A spread of zero (one training row, or equal targets) must not divide test values by ~0: before, a
+    single context point gave log-likelihoods of about -1e9."""
+    torch.manual_seed(0)
+    model = PFN(ModelConfig(embed_dim=32, num_layers=2, num_heads=4, num_buckets=30, max_features=4),
+                fit_borders(torch.randn(5000), 30)).eval()
+    x, y = torch.rand(4, 20, 2), torch.randn(4, 20)
+    constant = y.clone()
+    constant[:, :10] = 0.5
+    with torch.no_grad():
+        one_point = model.test_log_likelihood(x, y, 1, REGRESSION)
+        equal_targets = model.test_log_likelihood(x, constant, 10, REGRESSION)
+    assert one_point.min() > -50 and equal_targets.min() > -50

@@ -11,17 +11,21 @@ import math
 import torch
 from torch import nn
 
+from pfnforge.errors import ConfigError
+
 
 def fit_borders(samples: torch.Tensor, num_buckets: int) -> torch.Tensor:
     """(N + 1,) bucket borders at equal-mass quantiles of ``samples`` (targets drawn from the prior)."""
     values = samples.flatten().double()
     values = values[torch.isfinite(values)]
     if values.numel() < num_buckets:
-        raise ValueError(f"need at least {num_buckets} finite target samples to fit {num_buckets} buckets")
+        raise ConfigError(f"need at least {num_buckets} finite target samples to fit {num_buckets} buckets: "
+                          "lower model.num_buckets or draw larger batches")
     borders = torch.quantile(values, torch.linspace(0, 1, num_buckets + 1, dtype=torch.float64))
     borders = torch.unique(borders)
     if borders.numel() < 2:
-        raise ValueError("all target samples are equal: a bar distribution needs spread")
+        raise ConfigError("all target samples of the prior are equal: a regression head needs targets that vary "
+                          "(check the prior's config)")
     return borders.float()
 
 

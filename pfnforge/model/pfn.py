@@ -66,7 +66,14 @@ def target_scale(y_BT: torch.Tensor, enable_standardization: bool) -> tuple[torc
     0 and 1 when the model takes targets raw."""
     if not enable_standardization:
         return y_BT.new_zeros(y_BT.shape[0], 1), y_BT.new_ones(y_BT.shape[0], 1)
-    return y_BT.mean(1, keepdim=True), y_BT.std(1, keepdim=True, unbiased=False).clamp_min(1e-6)
+    return y_BT.mean(1, keepdim=True), spread(y_BT)
+
+
+def spread(values_BT: torch.Tensor) -> torch.Tensor:
+    """Standard deviation over dim 1 (the training rows), or 1 where it is degenerate (one training row, or all
+    values equal): dividing by a vanishing spread would throw every test value to ±infinity."""
+    std = values_BT.std(1, keepdim=True, unbiased=False)
+    return torch.where(std > 1e-6, std, torch.ones_like(std))
 
 
 class Layer(nn.Module):
@@ -132,7 +139,7 @@ class PFN(nn.Module):
         x_BRF = torch.nan_to_num(x_BRF)
         if self.config.enable_standardization:
             mean_B1F = x_BRF[:, :T].mean(1, keepdim=True)
-            std_B1F = x_BRF[:, :T].std(1, keepdim=True, unbiased=False).clamp_min(1e-6)
+            std_B1F = spread(x_BRF[:, :T])
             x_BRF = torch.where(missing_BRF, 0.0, ((x_BRF - mean_B1F) / std_B1F).clamp(-100, 100))
         pad = self.config.max_features - num_features
         tokens_BR2F = torch.cat([F.pad(x_BRF, (0, pad)), F.pad(missing_BRF.to(x_BRF.dtype), (0, pad))], -1)
