@@ -62,6 +62,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) -> bool:
+    """Poll ``url`` until it answers 200 (True), or the process dies or ``timeout_s`` passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 @contextlib.contextmanager
 def running_mlflow_server(directory: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     """A real ``mlflow server`` (sqlite backend, artifacts proxied) on loopback, in its own process group,
@@ -74,18 +88,9 @@ def running_mlflow_server(directory: Path) -> Iterator[tuple[str, subprocess.Pop
          "--artifacts-destination", str(directory / "artifacts"), "--workers", "1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail("mlflow server did not become healthy in 120 s")
-        time.sleep(0.5)
+    if not wait_for_http(f"{url}/health", process):
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("mlflow server did not become healthy in 120 s")
     try:
         yield url, process
     finally:

@@ -3,12 +3,12 @@ frame's errors; and ``mlflow models serve`` answering over HTTP on loopback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -24,7 +24,7 @@ from pfnforge.inference.estimators import PFNClassifier, PFNRegressor
 from pfnforge.inference.mlflow_models import register_model
 from pfnforge.inference.pyfunc import SPLIT_COLUMN, predict_frame
 from pfnforge.model.pfn import ModelConfig
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for_http
 
 
 @pytest.fixture(autouse=True)
@@ -134,17 +134,9 @@ def test_mlflow_models_serve_answers_over_http(tiny_gp_run, tmp_path):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow models serve did not come up: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+        if not wait_for_http(f"{url}/ping", process):
+            os.killpg(process.pid, signal.SIGKILL)  # so that reading its stderr cannot block
+            pytest.fail(f"mlflow models serve did not come up: {process.stderr.read().decode()[-2000:]}")
         frame = _frame(24, classes=None)[["x0", "target", SPLIT_COLUMN]]
         params = {"output": "quantiles", "quantiles": [0.25, 0.75]}
         status, body = _post(url, {"dataframe_split": frame.to_dict(orient="split", index=False), "params": params})
@@ -157,7 +149,9 @@ def test_mlflow_models_serve_answers_over_http(tiny_gp_run, tmp_path):
             orient="split", index=False)})
         assert status == 400 and "no '__pfnforge_split__' column" in body["message"]
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         process.wait()
 
 
