@@ -74,11 +74,8 @@ def activate_inplace(values_R: np.ndarray, kind: int, work_R: np.ndarray, bits_R
 
 
 @numba.njit(cache=True)
-def standardize_inplace(values_R: np.ndarray) -> float:
-    """Shift and scale ``values_R`` to mean 0 and variance 1; returns the std before scaling.
-
-    A row whose std is below 1e-12 of its scale is constant: it becomes all zeros (not a division by ~0).
-    """
+def moments(values_R: np.ndarray) -> tuple[float, float, float]:
+    """Mean, (population) standard deviation and largest magnitude of ``values_R``, in two passes."""
     n = values_R.shape[0]
     mean = 0.0
     for r in range(n):
@@ -90,7 +87,17 @@ def standardize_inplace(values_R: np.ndarray) -> float:
         d = values_R[r] - mean
         var += d * d
         peak = max(peak, abs(values_R[r]))
-    std = math.sqrt(var / n)
+    return mean, math.sqrt(var / n), peak
+
+
+@numba.njit(cache=True)
+def standardize_inplace(values_R: np.ndarray) -> float:
+    """Shift and scale ``values_R`` to mean 0 and variance 1; returns the std before scaling.
+
+    A row whose std is below 1e-12 of its scale is constant: it becomes all zeros (not a division by ~0).
+    """
+    n = values_R.shape[0]
+    mean, std, peak = moments(values_R)
     inv = 1.0 / std if std > 1e-12 * max(peak, 1e-300) else 0.0
     for r in range(n):
         values_R[r] = (values_R[r] - mean) * inv

@@ -26,6 +26,8 @@ import math
 import numba
 import numpy as np
 
+from pfnforge.blocks.mlp import moments
+
 
 @numba.njit(cache=True)
 def class_counts(num_rows: int, proportions_C: np.ndarray, out_C: np.ndarray) -> None:
@@ -72,14 +74,7 @@ def inject_missing_value_dependent(values_R: np.ndarray, rate: float, strength: 
                                    uniforms_R: np.ndarray) -> int:
     """NaN with a probability that grows (strength > 0) or shrinks (< 0) with the value, mean ``rate``."""
     n = values_R.shape[0]
-    mean = 0.0
-    for r in range(n):
-        mean += values_R[r]
-    mean /= n
-    var = 0.0
-    for r in range(n):
-        var += (values_R[r] - mean) ** 2
-    std = math.sqrt(var / n)
+    mean, std, _ = moments(values_R)
     scale = strength / std if std > 0 else 0.0
     weights = np.empty(n)
     total = 0.0
