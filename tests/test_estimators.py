@@ -104,17 +104,76 @@ def _small() -> PFNClassifier:
                                                       max_classes=3, num_buckets=10), max_rows=50))
 
 
+def _small_regressor() -> PFNRegressor:
+    return PFNRegressor(_small().model)
+
+
 def test_limits_of_the_model_are_errors_naming_the_fix():
     rng = np.random.default_rng(5)
-    with pytest.raises(InputError, match=r"6 features; this model takes at most 4: pass subsample_features=True"):
+    with pytest.raises(InputError, match=r"6 informative \(non-constant\) features; this model takes at most 4: "
+                                         r"pass subsample_features=True"):
         _small().fit(rng.normal(size=(30, 6)), rng.integers(0, 2, 30))
     wide = _small().set_params(subsample_features=True).fit(rng.normal(size=(30, 6)), rng.integers(0, 2, 30))
     assert wide.predict_proba(rng.normal(size=(5, 6))).shape == (5, 2)
-    with pytest.raises(InputError, match=r"80 training rows; .* at most 50 rows: .*ignore_pretraining_limits=True"):
+    with pytest.raises(InputError, match=r"80 training rows; .* at most 50 rows: pass subsample_train_rows=True.*"
+                                         r"ignore_pretraining_limits=True"):
         _small().fit(rng.normal(size=(80, 2)), rng.integers(0, 2, 80))
     _small().set_params(ignore_pretraining_limits=True).fit(rng.normal(size=(80, 2)), rng.integers(0, 2, 80))
+    with pytest.raises(InputError, match="feature_reduction='svd' is unknown: choose one of subsample, pca, mixed"):
+        _small().set_params(feature_reduction="svd").fit(rng.normal(size=(30, 2)), rng.integers(0, 2, 30))
     with pytest.raises(InputError, match=r"5 classes; this model handles at most 3: .*OneVsRestClassifier"):
         _small().fit(rng.normal(size=(30, 2)), np.arange(30) % 5)
+
+
+def test_constant_columns_are_never_shown_and_do_not_count_against_the_limit():
+    rng = np.random.default_rng(6)
+    x = np.column_stack([rng.normal(size=(30, 3)), np.zeros(30), np.full(30, 7.0), rng.normal(size=(30, 1))])
+    y = (x[:, 0] > 0).astype(int)
+    model = _small().set_params(n_estimators=3).fit(x, y)  # 6 columns, 4 informative: within the limit of 4
+    assert all(sorted(m.features) == [0, 1, 2, 5] for m in model.ensemble_.members)
+    x_test = rng.normal(size=(8, 6))
+    x_changed = x_test.copy()
+    x_changed[:, 3:5] = rng.normal(size=(8, 2)) * 100  # the ignored columns can be anything at predict time
+    np.testing.assert_allclose(model.predict_proba(x_test), model.predict_proba(x_changed), rtol=0, atol=0)
+    missing = np.column_stack([x[:, :3], np.where(np.arange(30) % 2, np.nan, 1.0)])  # constant but half missing
+    assert 3 in _small().fit(missing, y).ensemble_.informative
+
+
+def test_pca_reduction_shows_each_member_the_leading_components_of_all_columns():
+    rng = np.random.default_rng(7)
+    latent = rng.normal(size=(40, 2))
+    x = np.column_stack([latent @ rng.normal(size=(2, 8)), 0.01 * rng.normal(size=(40, 2))])  # rank ~2 of 10 columns
+    y = (latent[:, 0] > 0).astype(int)
+    model = _small().set_params(subsample_features=True, feature_reduction="pca", n_estimators=4,
+                                transforms=("none",)).fit(x, y)
+    for member, context_TF in zip(model.ensemble_.members, model.ensemble_.x_train_MTF):
+        assert member.projection is not None and sorted(member.features) == list(range(10))
+        assert context_TF.shape == (40, 4)  # the model's 4 features, each a component of all 10 columns
+        # principal components are uncorrelated (and each standardised to unit variance)
+        assert np.allclose(np.corrcoef(context_TF.T), np.eye(4), atol=1e-3)
+    mixed = _small().set_params(subsample_features=True, feature_reduction="mixed", n_estimators=4).fit(x, y)
+    assert [m.projection is not None for m in mixed.ensemble_.members] == [False, True, False, True]
+    assert all(len(m.features) == 4 for m in mixed.ensemble_.members[::2])
+    proba = model.predict_proba(x[:5])
+    assert proba.shape == (5, 2) and np.allclose(proba.sum(1), 1)
+
+
+def test_row_subsampling_gives_classifier_members_their_own_subsets_and_regressors_one():
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(120, 2)), rng.integers(0, 2, 120)
+    classifier = _small().set_params(subsample_train_rows=True, n_estimators=3).fit(x, y)  # limit: 50 rows
+    subsets = [m.rows for m in classifier.ensemble_.members]
+    assert all(len(rows) == 50 and len(set(rows)) == 50 for rows in subsets)
+    assert len({tuple(rows) for rows in subsets}) == 3
+    assert classifier.ensemble_.x_train_MTF.shape[:2] == (3, 50)
+    assert classifier.predict_proba(x[:7]).shape == (7, 2)
+    target = x[:, 0] * 3 + 10
+    regressor = _small_regressor().set_params(subsample_train_rows=True, n_estimators=3).fit(x, target)
+    rows = regressor.ensemble_.members[0].rows
+    assert len(rows) == 50 and all(np.array_equal(m.rows, rows) for m in regressor.ensemble_.members)
+    context = (target[rows] - target.mean()) / target.std()
+    assert regressor._z_shift == pytest.approx(context.mean()) and regressor._z_scale == pytest.approx(context.std())
+    assert np.isfinite(regressor.predict(x[:7])).all()
 
 
 @pytest.mark.parametrize(("X", "y", "fragment"), [

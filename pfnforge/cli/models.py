@@ -57,7 +57,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--n-estimators", type=int, default=4, help="PFN ensemble members")
     evaluate.add_argument("--subsample-train-rows", action="store_true",
-                          help="give the PFN at most as many training rows as it was pretrained on")
+                          help="where a training split is larger than the PFN was pretrained on, give each "
+                               "ensemble member its own random subset of that many rows")
+    evaluate.add_argument("--feature-reduction", default="subsample", choices=["subsample", "pca", "mixed"],
+                          help="how the PFN sees datasets wider than it takes: a random subset of features per "
+                               "member, the leading principal components, or the two alternating")
     evaluate.add_argument("--ignore-pretraining-limits", action="store_true",
                           help="let the PFN take more training rows than it was pretrained on")
     evaluate.add_argument("--baselines", help="comma-separated (default: all installed: linear, random_forest, "
@@ -116,6 +120,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         config = EvaluateConfig(repeats=args.repeats, test_size=args.test_size, seed=args.seed,
                                 n_estimators=args.n_estimators, subsample_train_rows=args.subsample_train_rows,
+                                feature_reduction=args.feature_reduction,
                                 ignore_pretraining_limits=args.ignore_pretraining_limits,
                                 baselines=args.baselines.split(",") if args.baselines else baselines.available())
         model = load_model(args.model) if args.model else None

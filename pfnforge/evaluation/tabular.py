@@ -41,8 +41,10 @@ class EvaluateConfig:
     ignore_pretraining_limits: bool = False
     """Let the PFN take more training rows than it was pretrained on (otherwise: an error row)."""
     subsample_train_rows: bool = False
-    """Give the PFN a seeded random subset of the training split as large as its row limit, where the split is
-    larger (the baselines still get all of it)."""
+    """Where the training split is larger than the PFN's row limit, give each ensemble member a seeded random
+    subset of that many rows as its context (the baselines train on all of it)."""
+    feature_reduction: str = "subsample"
+    """How the PFN's members see datasets wider than it takes: ``subsample``, ``pca`` or ``mixed``."""
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
@@ -51,6 +53,9 @@ class EvaluateConfig:
             raise ConfigError(f"test_size={self.test_size} must lie in (0, 1)")
         if self.n_estimators < 1:
             raise ConfigError(f"n_estimators={self.n_estimators} must be >= 1")
+        if self.feature_reduction not in ("subsample", "pca", "mixed"):
+            raise ConfigError(f"feature_reduction={self.feature_reduction!r} is unknown: choose subsample, pca or "
+                              "mixed")
         unknown = sorted(set(self.baselines) - set(baselines.available()))
         if unknown:
             raise ConfigError(f"baselines {unknown} are unknown or not installed: available are "
@@ -75,7 +80,8 @@ def _pfn(task: str, model: Any, config: EvaluateConfig, seed: int):
 
     kind = PFNClassifier if task == "classification" else PFNRegressor
     return kind(model, n_estimators=config.n_estimators, random_state=seed,
-                subsample_features=config.subsample_features,
+                subsample_features=config.subsample_features, feature_reduction=config.feature_reduction,
+                subsample_train_rows=config.subsample_train_rows,
                 ignore_pretraining_limits=config.ignore_pretraining_limits)
 
 
@@ -99,12 +105,11 @@ def _fit_and_score(estimator: Any, dataset: Dataset, codes: np.ndarray, num_clas
     return {**scores, "fit_s": fitted - start, "predict_s": predicted - fitted}
 
 
-def _pfn_rows(trained: Any, train: np.ndarray, config: EvaluateConfig, seed: int) -> np.ndarray:
-    """The training rows the PFN gets: all, or with ``subsample_train_rows`` at most its row limit."""
-    limit = trained.limits["max_rows"] if trained is not None else len(train)
-    if not config.subsample_train_rows or len(train) <= limit:
-        return train
-    return np.sort(np.random.default_rng(seed).choice(train, limit, replace=False))
+def _context_rows(trained: Any, train: np.ndarray, config: EvaluateConfig) -> int:
+    """Training rows in each PFN member's context: all, or with ``subsample_train_rows`` at most its row limit."""
+    if trained is None or not config.subsample_train_rows or config.ignore_pretraining_limits:
+        return len(train)
+    return min(len(train), trained.limits["max_rows"])
 
 
 def _builders(dataset: Dataset, models: dict[str, Any], config: EvaluateConfig, seed: int) -> dict[str, Any]:
@@ -140,10 +145,9 @@ def evaluate_datasets(datasets: list[Dataset], models: dict[str, Any], config: E
                     row["error"] = f"the model cannot do {dataset.task}"
                 else:
                     try:
-                        rows_for = _pfn_rows(models.get(dataset.task), train, config, seed) \
-                            if method == PFN_METHOD else train
-                        row["num_train_rows"] = len(rows_for)
-                        row.update(_fit_and_score(build(), dataset, codes, len(classes), rows_for, test))
+                        if method == PFN_METHOD:
+                            row["num_train_rows"] = _context_rows(models.get(dataset.task), train, config)
+                        row.update(_fit_and_score(build(), dataset, codes, len(classes), train, test))
                     except PfnforgeError as error:  # the PFN's limits; a baseline's failure is a bug and raises
                         if method != PFN_METHOD:
                             raise

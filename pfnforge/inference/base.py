@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, column
 
 from pfnforge.errors import InputError
 from pfnforge.inference.artifact import WEIGHTS_FILE, TrainedPFN, load_model
-from pfnforge.inference.ensemble import Ensemble, FeatureTransform
+from pfnforge.inference.ensemble import Ensemble, FeatureReduction, FeatureTransform, informative_columns
 from pfnforge.inference.preprocess import TabularEncoder
 
 _CACHE: dict[tuple, TrainedPFN] = {}
@@ -52,7 +52,8 @@ class _PFNEstimator(BaseEstimator):
     def __init__(self, model: Any = None, *, n_estimators: int = 4, random_state: Any = 0, device: str = "cpu",
                  categorical_features: list[int | str] | None = None, transforms: tuple[str, ...] = (
                      "none", "quantile", "power"), subsample_features: bool = False,
-                 ignore_pretraining_limits: bool = False, inference_chunk_rows: int | None = None) -> None:
+                 ignore_pretraining_limits: bool = False, inference_chunk_rows: int | None = None,
+                 feature_reduction: str = "subsample", subsample_train_rows: bool = False) -> None:
         self.model = model
         self.n_estimators = n_estimators
         self.random_state = random_state
@@ -62,6 +63,8 @@ class _PFNEstimator(BaseEstimator):
         self.subsample_features = subsample_features
         self.ignore_pretraining_limits = ignore_pretraining_limits
         self.inference_chunk_rows = inference_chunk_rows
+        self.feature_reduction = feature_reduction
+        self.subsample_train_rows = subsample_train_rows
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -69,7 +72,7 @@ class _PFNEstimator(BaseEstimator):
         tags.non_deterministic = self.random_state is None
         return tags
 
-    def _check_params(self) -> list[FeatureTransform]:
+    def _check_params(self) -> tuple[list[FeatureTransform], FeatureReduction]:
         if not isinstance(self.n_estimators, (int, np.integer)) or self.n_estimators < 1:
             raise InputError(f"n_estimators={self.n_estimators!r} must be an integer >= 1")
         if self.inference_chunk_rows is not None and self.inference_chunk_rows < 1:
@@ -81,13 +84,18 @@ class _PFNEstimator(BaseEstimator):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"device={self.device!r}, but no CUDA device is available here: use device='cpu'")
         try:
-            return [FeatureTransform(t) for t in self.transforms]
+            reduction = FeatureReduction(self.feature_reduction)
+        except ValueError:
+            raise InputError(f"feature_reduction={self.feature_reduction!r} is unknown: choose one of "
+                             f"{', '.join(r.value for r in FeatureReduction)}") from None
+        try:
+            return [FeatureTransform(t) for t in self.transforms], reduction
         except ValueError:
             raise InputError(f"transforms={self.transforms!r}: each must be one of "
                              f"{', '.join(t.value for t in FeatureTransform)}") from None
 
     def _fit_context(self, X: Any, y: Any, num_classes: int | None) -> np.ndarray:
-        transforms = self._check_params()
+        transforms, reduction = self._check_params()
         self.pfn_ = resolve_model(self.model, self._task, self.device)
         self.encoder_ = TabularEncoder(categorical_features=self.categorical_features)
         x_TF = self.encoder_.fit_transform(X)
@@ -98,18 +106,21 @@ class _PFNEstimator(BaseEstimator):
             del self.feature_names_in_
         if len(y) != len(x_TF):
             raise InputError(f"X has {len(x_TF)} rows but y has {len(y)}: pass one target per row")
-        self._check_limits(x_TF.shape, num_classes)
+        self._check_limits((len(x_TF), informative_columns(x_TF).size), num_classes)
         limits = self.pfn_.limits
         max_features = self.pfn_.model.config.max_features if self.ignore_pretraining_limits \
             else limits["max_features"]
+        max_rows = limits["max_rows"] if self.subsample_train_rows and not self.ignore_pretraining_limits else None
         self.ensemble_ = Ensemble(x_TF, self.encoder_.categorical, num_members=int(self.n_estimators),
                                   max_features=max_features, subsample_features=self.subsample_features,
                                   transforms=tuple(transforms), num_classes=num_classes,
                                   rng=check_random_state(self.random_state),
-                                  enable_scaling=self.pfn_.model.config.enable_standardization)
+                                  enable_scaling=self.pfn_.model.config.enable_standardization,
+                                  feature_reduction=reduction, max_rows=max_rows)
         return x_TF
 
     def _check_limits(self, shape: tuple[int, int], num_classes: int | None) -> None:
+        """``shape``: training rows and informative (non-constant) features."""
         num_rows, num_features = shape
         limits, config = self.pfn_.limits, self.pfn_.model.config
         max_classes = min(limits["max_classes"], config.max_classes)
@@ -117,14 +128,16 @@ class _PFNEstimator(BaseEstimator):
             raise InputError(f"y has {num_classes} classes; this model handles at most {max_classes}: merge rare "
                              "classes, wrap it as sklearn.multiclass.OneVsRestClassifier(PFNClassifier()), or use "
                              "a model trained with a larger model.max_classes")
-        if num_rows > limits["max_rows"] and not self.ignore_pretraining_limits:
+        if num_rows > limits["max_rows"] and not (self.ignore_pretraining_limits or self.subsample_train_rows):
             raise InputError(f"X has {num_rows} training rows; this model was pretrained on datasets of at most "
-                             f"{limits['max_rows']} rows: subsample the training rows, use a model trained on larger "
+                             f"{limits['max_rows']} rows: pass subsample_train_rows=True (each ensemble member's "
+                             f"context is a random {limits['max_rows']} of them), use a model trained on larger "
                              "datasets, or pass ignore_pretraining_limits=True to use it anyway")
         trained_features = config.max_features if self.ignore_pretraining_limits else limits["max_features"]
         if num_features > trained_features and not self.subsample_features:
-            raise InputError(f"X has {num_features} features; this model takes at most {trained_features}: pass "
-                             f"subsample_features=True (each ensemble member sees a random {trained_features}), "
+            raise InputError(f"X has {num_features} informative (non-constant) features; this model takes at most "
+                             f"{trained_features}: pass subsample_features=True (each ensemble member sees a random "
+                             f"{trained_features}, or with feature_reduction='pca' the leading principal components), "
                              f"select features first (e.g. sklearn.feature_selection.SelectKBest(k="
                              f"{trained_features})), or use a model trained with a larger model.max_features")
 

@@ -1,6 +1,12 @@
-"""The ensemble an estimator runs: members that differ in feature order (and subset), class-label order and
-feature transform, their contexts (transformed training rows), and the chunked forward pass that averages
-their predictive distributions. Test rows never attend to each other, so chunking the query rows is exact.
+"""The ensemble an estimator runs: members that differ in feature order (and subset or projection), class-label
+order, feature transform and (on datasets larger than the model's row limit) training-row subset; their contexts
+(transformed training rows), and the chunked forward pass that averages their predictive distributions. Test rows
+never attend to each other, so chunking the query rows is exact.
+
+Columns that are constant on the training rows carry no information and are never shown to the model (unless
+every column is constant). Datasets with more informative columns than the model takes are reduced per member:
+``subsample`` shows each member a random subset, ``pca`` the leading principal components of the member's
+transformed, standardised training rows (TabPFN-style SVD features), ``mixed`` alternates the two over members.
 
 Legend: M members, T training rows, Q query rows of one chunk, F features a member shows the model,
 K classes, N buckets.
@@ -18,6 +24,14 @@ import torch
 from pfnforge.model.pfn import PFN
 
 
+class FeatureReduction(str, Enum):
+    """How a member sees a dataset with more informative columns than the model takes."""
+
+    subsample = "subsample"
+    pca = "pca"
+    mixed = "mixed"
+
+
 class FeatureTransform(str, Enum):
     """How a member maps numeric features before the model standardises them (categoricals stay codes)."""
 
@@ -29,10 +43,15 @@ class FeatureTransform(str, Enum):
 @dataclass
 class Member:
     features: np.ndarray
-    """Indices of the encoded columns, in the order this member shows them to the model."""
+    """Indices of the encoded columns, in the order this member shows them to the model (with ``projection``:
+    the columns projected)."""
     transform: FeatureTransform
     class_permutation: np.ndarray | None
     """Model label of each original class (classification), ``None`` for regression."""
+    rows: np.ndarray | None = None
+    """Training rows this member's context holds (``None``: all)."""
+    projection: tuple[np.ndarray, np.ndarray] | None = None
+    """(mean, components F × K) of a principal-component reduction of ``features``, or ``None``."""
 
 
 def _robust_scale(x_TF: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,14 +62,40 @@ def _robust_scale(x_TF: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return center, np.where(spread > 0, spread, 1.0)
 
 
+def _moments(x_TF: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations over the non-missing values (0 and 1 where undefined)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(x_TF, axis=0), np.nanstd(x_TF, axis=0)
+    return np.nan_to_num(mean), np.where(np.nan_to_num(std) > 0, std, 1.0)
+
+
+def informative_columns(x_TF: np.ndarray) -> np.ndarray:
+    """Indices of the columns that vary on these rows: two distinct values, or values and missing ones (the
+    missing-value indicator then carries information). All columns where none varies."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        present_F = (~np.isnan(x_TF)).sum(0)
+        spread_F = np.nanmax(x_TF, axis=0) - np.nanmin(x_TF, axis=0)
+    varying = (present_F > 0) & ((np.nan_to_num(spread_F) > 0) | (present_F < len(x_TF)))
+    columns = np.flatnonzero(varying)
+    return columns if columns.size else np.arange(x_TF.shape[1])
+
+
 class Ensemble:
     """Built at ``fit`` from the encoded training matrix; ``predict`` averages the members' distributions."""
 
     def __init__(self, x_train_TF: np.ndarray, categorical: list[int], *, num_members: int, max_features: int,
                  subsample_features: bool, transforms: tuple[FeatureTransform, ...], num_classes: int | None,
-                 rng: np.random.RandomState, enable_scaling: bool = True) -> None:
+                 rng: np.random.RandomState, enable_scaling: bool = True,
+                 feature_reduction: FeatureReduction = FeatureReduction.subsample,
+                 max_rows: int | None = None) -> None:
         """``enable_scaling=False`` (models trained without standardisation, whose inputs' scale carries
-        information): features reach the model as given, only reordered."""
+        information): features reach the model as given, only reordered. ``subsample_features``: reduce
+        datasets with more informative columns than ``max_features`` as ``feature_reduction`` says (otherwise
+        every informative column is shown). ``max_rows``: each member's context is its own random subset of
+        this many training rows where there are more (``None``: all rows); regression members share one subset,
+        since averaging bar distributions needs the same targets behind every member."""
         num_train, num_features = x_train_TF.shape
         self.enable_scaling = enable_scaling
         self.numeric = np.array([j for j in range(num_features) if j not in set(categorical)], dtype=int)
@@ -60,21 +105,29 @@ class Ensemble:
         if num_train < 5 or not enable_scaling:  # too few rows to fit a quantile or power map, or raw inputs
             transforms = (FeatureTransform.none,)
         self.fitted = {kind: self._fit(kind, x_train_TF) for kind in set(transforms)}
+        self.informative = informative_columns(x_train_TF)
+        wide = self.informative.size > max_features and subsample_features
+        # regression members share one subset: their bucket grids coincide only if their targets do
+        shared_rows = np.sort(rng.choice(num_train, max_rows, replace=False)) \
+            if num_classes is None and max_rows is not None and num_train > max_rows else None
         self.members = []
         for m in range(num_members):
-            features = rng.permutation(num_features)
-            if num_features > max_features and subsample_features:
+            features = self.informative[rng.permutation(self.informative.size)]
+            project = wide and (feature_reduction is FeatureReduction.pca
+                                or (feature_reduction is FeatureReduction.mixed and m % 2 == 1))
+            if wide and not project:
                 features = features[:max_features]
             permutation = rng.permutation(num_classes) if num_classes else None
-            self.members.append(Member(features=features, transform=transforms[m % len(transforms)],
-                                       class_permutation=permutation))
-        self.train_stats: list[tuple[np.ndarray, np.ndarray]] = []
-        raw = [self._member_features(x_train_TF, member) for member in self.members]
-        for x in raw:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
-            self.train_stats.append((np.nan_to_num(mean), np.where(np.nan_to_num(std) > 0, std, 1.0)))
+            rows = np.sort(rng.choice(num_train, max_rows, replace=False)) \
+                if num_classes and max_rows is not None and num_train > max_rows else shared_rows
+            member = Member(features=features, transform=transforms[m % len(transforms)],
+                            class_permutation=permutation, rows=rows)
+            if project:
+                member.projection = self._fit_projection(x_train_TF, member, max_features, rng)
+            self.members.append(member)
+        raw = [self._member_features(x_train_TF if member.rows is None else x_train_TF[member.rows], member)
+               for member in self.members]
+        self.train_stats = [_moments(x) for x in raw]
         self.x_train_MTF = np.stack([self._standardise(x, i) for i, x in enumerate(raw)])
 
     def _fit(self, kind: FeatureTransform, x_TF: np.ndarray):
@@ -93,7 +146,18 @@ class Ensemble:
             except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                 return None  # this member then sees the robustly scaled values
 
-    def _member_features(self, x_RF: np.ndarray, member: Member) -> np.ndarray:
+    def _fit_projection(self, x_train_TF: np.ndarray, member: Member, num_components: int,
+                        rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, std, components F × K) of the member's transformed columns on all training rows: the leading
+        right singular vectors of the standardised matrix (missing values at the mean), in a random order."""
+        x_TF = self._transformed(x_train_TF, member)[:, member.features]
+        mean, std = _moments(x_TF)
+        z_TF = np.nan_to_num((x_TF - mean) / std)
+        _, _, vt_KF = np.linalg.svd(z_TF, full_matrices=False)
+        components_FK = vt_KF[:min(num_components, len(vt_KF))].T
+        return mean, std, components_FK[:, rng.permutation(components_FK.shape[1])]
+
+    def _transformed(self, x_RF: np.ndarray, member: Member) -> np.ndarray:
         x_RF = x_RF.copy()
         scaled = (x_RF[:, self.numeric] - self.center) / self.spread
         transformer = self.fitted.get(member.transform)
@@ -104,7 +168,14 @@ class Ensemble:
             broken = ~np.isfinite(mapped) & np.isfinite(scaled)
             scaled = np.where(broken.any(axis=0, keepdims=True), scaled, mapped)
         x_RF[:, self.numeric] = scaled
-        return x_RF[:, member.features]
+        return x_RF
+
+    def _member_features(self, x_RF: np.ndarray, member: Member) -> np.ndarray:
+        x_RF = self._transformed(x_RF, member)[:, member.features]
+        if member.projection is None:
+            return x_RF
+        mean, std, components_FK = member.projection
+        return np.nan_to_num((x_RF - mean) / std) @ components_FK
 
     def _standardise(self, x_RF: np.ndarray, m: int) -> np.ndarray:
         if not self.enable_scaling:
@@ -125,8 +196,9 @@ class Ensemble:
         classification = num_classes is not None
         x_train_MTF = torch.from_numpy(self.x_train_MTF).to(device)
         M, T, _ = x_train_MTF.shape
-        y_rows = [member.class_permutation[y_train_T.astype(int)] if classification else y_train_T
-                  for member in self.members]
+        y_rows = [y_train_T if member.rows is None else y_train_T[member.rows] for member in self.members]
+        y_rows = [member.class_permutation[y.astype(int)] if classification else y
+                  for member, y in zip(self.members, y_rows)]
         y_train_MT = torch.as_tensor(np.stack(y_rows), dtype=torch.float32, device=device)
         outputs, step = [], self.chunk_rows(chunk_rows)
         for start in range(0, len(x_query_QF), step):

@@ -9,8 +9,13 @@ Constructor parameters (both estimators):
 - ``random_state``, ``device`` (``cpu``, ``cuda``), ``categorical_features`` (indices or names to
   ordinal-encode; pandas ``category`` columns always are), ``transforms`` (cycled over members: ``none``,
   ``quantile``, ``power``), ``subsample_features`` (more features than the model takes: each member sees a
-  random subset), ``ignore_pretraining_limits`` (allow more rows/features than pretraining saw),
-  ``inference_chunk_rows`` (query rows per forward pass; None: memory-bounded automatic).
+  random subset, or see ``feature_reduction``), ``feature_reduction`` (how: ``subsample`` a random subset per
+  member, ``pca`` the leading principal components, ``mixed`` alternating the two over members),
+  ``subsample_train_rows`` (more training rows than the model was pretrained on: each member's context is its
+  own random subset of that many; regression members share one), ``ignore_pretraining_limits`` (allow more
+  rows/features than pretraining saw), ``inference_chunk_rows`` (query rows per forward pass; None:
+  memory-bounded automatic). Columns constant on the training rows are never shown to the model and do not
+  count against its feature limit.
 
 Fitted attributes: ``n_features_in_``, ``feature_names_in_`` (frames with string columns), ``classes_``.
 """
@@ -83,9 +88,12 @@ class PFNRegressor(RegressorMixin, _PFNEstimator):
         self.y_mean_, y_std = float(y.mean()), float(y.std())
         self.y_std_ = y_std if y_std > 0 and np.isfinite(y_std) else 1.0
         self.y_train_ = (y - self.y_mean_) / self.y_std_
-        # the model's own standardisation of the already standardised targets (pfnforge.model.pfn.target_scale)
-        self._z_shift = float(self.y_train_.mean())
-        self._z_scale = max(float(self.y_train_.std()), 1e-6)
+        # the model's own standardisation of the already standardised targets (pfnforge.model.pfn.target_scale),
+        # over the rows in the members' (shared) context
+        rows = self.ensemble_.members[0].rows
+        context = self.y_train_ if rows is None else self.y_train_[rows]
+        self._z_shift = float(context.mean())
+        self._z_scale = float(context.std()) if context.std() > 1e-6 else 1.0
         return self
 
     def predict(self, X: Any, output: str = "mean", quantiles: Any = (0.1, 0.5, 0.9)) -> np.ndarray:
