@@ -1,5 +1,5 @@
-"""``pfnforge register`` (a checkpoint, run or model directory into the MLflow Model Registry) and
-``pfnforge evaluate`` (a model against baselines on datasets, or against the exact posterior on a prior)."""
+"""``pfnforge register`` (a checkpoint, run or model directory into the MLflow Model Registry), ``pfnforge
+export`` (a checkpoint as a portable model directory with its provenance) and ``pfnforge evaluate`` (a model against baselines on datasets, or against the exact posterior on a prior)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                                                   "run is not known)")
     register.set_defaults(run=run_register)
 
+    export = commands.add_parser("export", help="write a checkpoint as a portable model directory (weights.pt + "
+                                                "pfnforge-model.json with its provenance)")
+    export.add_argument("checkpoint", type=Path, help="a .ckpt written by pfnforge train")
+    export.add_argument("out", type=Path, help="the model directory to write")
+    export.add_argument("--recipe", help="the experiment the run followed (e.g. tabular_scm_cpu), for the record")
+    export.set_defaults(run=run_export)
+
     evaluate = commands.add_parser("evaluate", help="score a PFN against baselines on datasets, or against the "
                                                     "exact posterior on a prior")
     evaluate.add_argument("model", nargs="?", help="checkpoint, model directory or models:/ URI (default: the "
@@ -75,6 +82,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                                                                "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     evaluate.add_argument("--no-mlflow", action="store_true", help="write files only, log no MLflow run")
     evaluate.set_defaults(run=run_evaluate)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pfnforge.inference.export import export_checkpoint
+
+    _quiet_mlflow()
+    directory = export_checkpoint(args.checkpoint, args.out, recipe=args.recipe)
+    print(f"wrote {directory} (load it with PFNClassifier({str(directory)!r}) or PFNRegressor(...))")
+    return 0
 
 
 def run_register(args: argparse.Namespace) -> int:
