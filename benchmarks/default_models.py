@@ -45,8 +45,8 @@ def classification(model, splits: int) -> list[tuple]:
         for seed in range(splits):
             X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=seed)
             estimators = {
-                "PFNClassifier": PFNClassifier(model, n_estimators=8, random_state=seed,
-                                               subsample_features=X.shape[1] > 20),
+                "PFNClassifier": PFNClassifier(model, n_estimators=8, random_state=seed, subsample_features=True,
+                                               subsample_train_rows=True),
                 "LogisticRegression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
                 "RandomForest": RandomForestClassifier(n_estimators=300, random_state=seed),
             }
@@ -70,7 +70,8 @@ def regression(model, splits: int) -> list[tuple]:
             X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, random_state=seed)
             kernel = ConstantKernel() * RBF(np.ones(X.shape[1])) + WhiteKernel()
             estimators = {
-                "PFNRegressor": PFNRegressor(model, n_estimators=8, random_state=seed),
+                "PFNRegressor": PFNRegressor(model, n_estimators=8, random_state=seed, subsample_features=True,
+                                             subsample_train_rows=True),
                 "LinearRegression": LinearRegression(),
                 "RandomForest": RandomForestRegressor(n_estimators=300, random_state=seed),
                 "GaussianProcess (ARD RBF)": make_pipeline(StandardScaler(), GaussianProcessRegressor(

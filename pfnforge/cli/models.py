@@ -66,7 +66,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--subsample-train-rows", action="store_true",
                           help="where a training split is larger than the PFN was pretrained on, give each "
                                "ensemble member its own random subset of that many rows")
-    evaluate.add_argument("--feature-reduction", default="subsample", choices=["subsample", "pca", "mixed"],
+    evaluate.add_argument("--feature-reduction", default="mixed", choices=["subsample", "pca", "mixed"],
                           help="how the PFN sees datasets wider than it takes: a random subset of features per "
                                "member, the leading principal components, or the two alternating")
     evaluate.add_argument("--ignore-pretraining-limits", action="store_true",

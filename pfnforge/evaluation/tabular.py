@@ -43,7 +43,7 @@ class EvaluateConfig:
     subsample_train_rows: bool = False
     """Where the training split is larger than the PFN's row limit, give each ensemble member a seeded random
     subset of that many rows as its context (the baselines train on all of it)."""
-    feature_reduction: str = "subsample"
+    feature_reduction: str = "mixed"
     """How the PFN's members see datasets wider than it takes: ``subsample``, ``pca`` or ``mixed``."""
 
     def __post_init__(self) -> None:

@@ -53,7 +53,7 @@ class _PFNEstimator(BaseEstimator):
                  categorical_features: list[int | str] | None = None, transforms: tuple[str, ...] = (
                      "none", "quantile", "power"), subsample_features: bool = False,
                  ignore_pretraining_limits: bool = False, inference_chunk_rows: int | None = None,
-                 feature_reduction: str = "subsample", subsample_train_rows: bool = False) -> None:
+                 feature_reduction: str = "mixed", subsample_train_rows: bool = False) -> None:
         self.model = model
         self.n_estimators = n_estimators
         self.random_state = random_state

@@ -88,7 +88,7 @@ class Ensemble:
     def __init__(self, x_train_TF: np.ndarray, categorical: list[int], *, num_members: int, max_features: int,
                  subsample_features: bool, transforms: tuple[FeatureTransform, ...], num_classes: int | None,
                  rng: np.random.RandomState, enable_scaling: bool = True,
-                 feature_reduction: FeatureReduction = FeatureReduction.subsample,
+                 feature_reduction: FeatureReduction = FeatureReduction.mixed,
                  max_rows: int | None = None) -> None:
         """``enable_scaling=False`` (models trained without standardisation, whose inputs' scale carries
         information): features reach the model as given, only reordered. ``subsample_features``: reduce

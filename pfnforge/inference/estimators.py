@@ -10,7 +10,7 @@ Constructor parameters (both estimators):
   ordinal-encode; pandas ``category`` columns always are), ``transforms`` (cycled over members: ``none``,
   ``quantile``, ``power``), ``subsample_features`` (more features than the model takes: each member sees a
   random subset, or see ``feature_reduction``), ``feature_reduction`` (how: ``subsample`` a random subset per
-  member, ``pca`` the leading principal components, ``mixed`` alternating the two over members),
+  member, ``pca`` the leading principal components, ``mixed`` (default) alternating the two over members),
   ``subsample_train_rows`` (more training rows than the model was pretrained on: each member's context is its
   own random subset of that many; regression members share one), ``ignore_pretraining_limits`` (allow more
   rows/features than pretraining saw), ``inference_chunk_rows`` (query rows per forward pass; None:
