@@ -4,10 +4,14 @@ default models, and the errors for sources that are not models."""
 from __future__ import annotations
 
 import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from pfnforge.cli.train import compose_train_config
 from pfnforge.errors import ConfigError
@@ -30,7 +34,8 @@ def checkpoint(tmp_path_factory) -> Path:
     out = run_training(compose_train_config([
         f"paths.output_dir={tmp / 'run'}", f"logger.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
         "model.embed_dim=32", "model.num_layers=1", "data.num_workers=0", "data.stream.num_datasets=8",
-        "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.enable_progress_bar=false"]))
+        "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.enable_progress_bar=false",
+        "callbacks.max_time=00:00:30:00"]))
     return out / "checkpoints" / "last.ckpt"
 
 
@@ -72,6 +77,36 @@ def test_compiled_module_names_are_unwrapped(checkpoint, tmp_path):
     torch.save(saved, tmp_path / "compiled.ckpt")
     torch.testing.assert_close(_outputs(load_checkpoint(tmp_path / "compiled.ckpt").model),
                                _outputs(load_checkpoint(checkpoint).model))
+
+
+def test_export_writes_a_model_directory_with_the_runs_provenance(checkpoint, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pfnforge.cli", "export", str(checkpoint), str(tmp_path / "model"),
+                           "--recipe", "gp_1d_reference"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    training = json.loads((tmp_path / "model" / METADATA_FILE).read_text())["training"]
+    assert training["steps"] == 2 and training["datasets_seen"] == 2 * 8 and training["recipe"] == "gp_1d_reference"
+    assert 0 < training["train_seconds"] < 600  # the run's Timer, not the export's clock
+    [[step, nll]] = training["validation"]["val/nll"]  # from the run's MLflow store, found by run name
+    assert step == 1 and math.isfinite(nll)
+    assert "vCPU" in training["machine_exported_on"] and "torch" in training["machine_exported_on"]
+    torch.testing.assert_close(_outputs(load_model_dir(tmp_path / "model").model),
+                               _outputs(load_checkpoint(checkpoint).model))
+
+
+@pytest.mark.parametrize("task", ["classification"])
+def test_bundled_default_models_come_from_their_recipe(task):
+    """The bundled models were trained by a recipe of configs/experiment as it stands: prior, model, data stream,
+    optimiser and schedule composed from it equal those the model recorded."""
+    training = load_model(task=task).metadata
+    recipe = training["training"]["recipe"]
+    composed = OmegaConf.to_container(compose_train_config([f"+experiment={recipe}"]), resolve=True)
+    composed = json.loads(json.dumps(composed, default=lambda value: value.value))  # enums as recorded: values
+    recorded = training["config"]
+    for section in ("prior", "model", "optim"):
+        assert recorded[section] == composed[section], section
+    assert recorded["data"]["stream"] == composed["data"]["stream"]
+    assert recorded["trainer"]["max_steps"] == composed["trainer"]["max_steps"]
+    assert training["training"]["steps"] == composed["trainer"]["max_steps"]  # it ran the whole schedule
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

@@ -29,7 +29,8 @@ def mean_ranks(summary: pd.DataFrame, task: str) -> pd.Series:
 
 
 def plot_dataset_scores(summary: pd.DataFrame, path: Path) -> Path:
-    """Grouped bars of the main metric (ROC AUC / R²) per dataset and method, with their std over repeats."""
+    """The main metric (ROC AUC / R²) per dataset and method as points with their std over repeats; the axis
+    spans the scores (not 0 to 1), so differences of a few thousandths near 1 stay visible."""
     plt = _pyplot()
     tasks = [t for t in ("classification", "regression") if (summary.task == t).any()]
     figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4), squeeze=False)
@@ -40,8 +41,10 @@ def plot_dataset_scores(summary: pd.DataFrame, path: Path) -> Path:
         stds = part.pivot(index="dataset", columns="method", values=f"{metric}_std").fillna(0)
         width = 0.8 / max(len(means.columns), 1)
         for i, method in enumerate(means.columns):
-            ax.bar(np.arange(len(means)) + i * width, means[method], width, yerr=stds[method], label=method)
+            ax.errorbar(np.arange(len(means)) + i * width, means[method], yerr=stds[method], fmt="o", capsize=3,
+                        label=method)
         ax.set_xticks(np.arange(len(means)) + 0.4 - width / 2, means.index, rotation=30, ha="right")
+        ax.grid(axis="y", alpha=0.3)
         ax.set_ylabel(metric)
         ax.set_title(f"{task}: {metric} (mean ± std over repeats)")
         ax.legend(fontsize=7)
