@@ -146,7 +146,7 @@ def test_pca_reduction_shows_each_member_the_leading_components_of_all_columns()
     y = (latent[:, 0] > 0).astype(int)
     model = _small().set_params(subsample_features=True, feature_reduction="pca", n_estimators=4,
                                 transforms=("none",)).fit(x, y)
-    for member, context_TF in zip(model.ensemble_.members, model.ensemble_.x_train_MTF):
+    for member, context_TF in zip(model.ensemble_.members, model.ensemble_.x_train_MTF, strict=True):
         assert member.projection is not None and sorted(member.features) == list(range(10))
         assert context_TF.shape == (40, 4)  # the model's 4 features, each a component of all 10 columns
         # principal components are uncorrelated (and each standardised to unit variance)

@@ -1,5 +1,6 @@
 """``pfnforge register`` (a checkpoint, run or model directory into the MLflow Model Registry), ``pfnforge
-export`` (a checkpoint as a portable model directory with its provenance) and ``pfnforge evaluate`` (a model against baselines on datasets, or against the exact posterior on a prior)."""
+export`` (a checkpoint as a portable model directory with its provenance) and ``pfnforge evaluate`` (a model
+against baselines on datasets, or against the exact posterior on a prior)."""
 
 from __future__ import annotations
 

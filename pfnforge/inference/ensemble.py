@@ -198,7 +198,7 @@ class Ensemble:
         M, T, _ = x_train_MTF.shape
         y_rows = [y_train_T if member.rows is None else y_train_T[member.rows] for member in self.members]
         y_rows = [member.class_permutation[y.astype(int)] if classification else y
-                  for member, y in zip(self.members, y_rows)]
+                  for member, y in zip(self.members, y_rows, strict=True)]
         y_train_MT = torch.as_tensor(np.stack(y_rows), dtype=torch.float32, device=device)
         outputs, step = [], self.chunk_rows(chunk_rows)
         for start in range(0, len(x_query_QF), step):
