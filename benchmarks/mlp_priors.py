@@ -32,39 +32,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
+
+from _workers import run_workers, time_draws
 
 SHAPES = [(64, 1024, 100), (64, 100, 5)]
 PAIRS = {"bnn": ["num_layers=1", "hidden_width=64", "activation=tanh"], "arch": ["activation.options=[tanh,relu]"]}
 ANCHOR_NAMES = {"bnn": "pfns simple_mlp", "arch": "pfns sampled MLP"}
-
-
-def _time(draw, repeats: int, barrier: str) -> list[list[float]]:
-    """[wall seconds, CPU seconds] per batch; ``barrier`` is ``DIR:N``: wait until N workers are warm (a file
-    each in DIR)."""
-    draw()  # warm-up: Numba cache load, allocator, first BLAS call
-    draw()
-    folder, count = barrier.rsplit(":", 1)
-    with open(os.path.join(folder, str(os.getpid())), "w"):
-        pass
-    while len(os.listdir(folder)) < int(count):
-        time.sleep(0.001)
-    start = time.perf_counter()
-    draw()
-    per_block = max(1, math.ceil(0.1 / max(time.perf_counter() - start, 1e-6)))  # blocks of >= ~0.1 s
-    times = []
-    for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        for _ in range(per_block):
-            draw()
-        times.append([(time.perf_counter() - start) / per_block, (time.process_time() - cpu) / per_block])
-    return times
 
 
 def _ours(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier: str) -> list[list[float]]:
@@ -80,7 +56,7 @@ def _ours(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier: s
     B, R, F = shape
     batch_shape = BatchShape(num_datasets=B, num_rows=R, num_features=F, num_train_rows=R // 2)
     rng = np.random.default_rng(0)
-    return _time(lambda: prior.sample(rng, batch_shape), repeats, barrier)
+    return time_draws(lambda: prior.sample(rng, batch_shape), repeats, barrier, block_seconds=0.1)
 
 
 def _anchor(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier: str) -> list[list[float]]:
@@ -112,25 +88,13 @@ def _anchor(prior_name: str, shape: tuple[int, int, int], repeats: int, barrier:
             hps.get_batch(B, R, F, hyperparameters=sampled, get_batch=simple_mlp.get_batch, device="cpu",
                           batch_size_per_gp_sample=1)
     with contextlib.redirect_stdout(io.StringIO()):  # pfns prints its surplus kwargs once
-        return _time(draw, repeats, barrier)
+        return time_draws(draw, repeats, barrier, block_seconds=0.1)
 
 
 def _run(python: str, side: str, prior_name: str, shape, processes: int, repeats: int) -> tuple[float, float]:
     """Datasets per wall second and per CPU second, each summed over ``processes`` simultaneous workers."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    with tempfile.TemporaryDirectory() as folder:
-        args = [python, os.path.abspath(__file__), "--worker", side, prior_name, "x".join(map(str, shape)),
-                str(repeats), f"{folder}:{processes}"]
-        workers = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
-        outputs = [(worker.communicate()[0], worker.returncode) for worker in workers]
-    wall, cpu = 0.0, 0.0
-    for out, returncode in outputs:
-        if returncode != 0:
-            raise SystemExit(f"{side} worker for {prior_name} {shape} failed (exit {returncode})")
-        times = json.loads(out.strip().splitlines()[-1])
-        wall += shape[0] / statistics.median(t[0] for t in times)
-        cpu += shape[0] / statistics.median(t[1] for t in times)
-    return wall, cpu
+    args = [python, os.path.abspath(__file__), "--worker", side, prior_name, "x".join(map(str, shape)), str(repeats)]
+    return run_workers(args, processes, shape[0], f"{side} {prior_name} {shape}")
 
 
 def main() -> None:

@@ -35,10 +35,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
+
+from _workers import run_workers, time_draws
 
 SHAPE = (64, 1024, 100)
 SIDES = {"scm": [], "scm 100 f": ["num_features.low=100"], "TabPFN v1": None, "TabPFN 100 f": None, "TabICL": None}
@@ -48,23 +47,6 @@ ANCHOR_OF = {"scm": "TabPFN v1", "scm 100 f": "TabPFN 100 f", "TabPFN v1": "TabP
 """The TabPFN side each side's "× TabPFN" compares with: the one drawing the same number of features."""
 REPEATS = {"scm": 21, "scm 100 f": 15, "TabPFN v1": 21, "TabPFN 100 f": 11, "TabICL": 5}
 """Timed batches per worker: the anchors' batch times vary several-fold with their meta-sampled sizes."""
-
-
-def _time(draw, repeats: int, warmups: int, barrier: str) -> list[list[float]]:
-    """[wall, CPU] seconds per batch; ``barrier`` is ``DIR:N``: wait until N workers are warm (a file each)."""
-    for _ in range(warmups):
-        draw()
-    folder, count = barrier.rsplit(":", 1)
-    with open(os.path.join(folder, str(os.getpid())), "w"):
-        pass
-    while len(os.listdir(folder)) < int(count):
-        time.sleep(0.001)
-    times = []
-    for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        draw()
-        times.append([time.perf_counter() - start, time.process_time() - cpu])
-    return times
 
 
 def _ours(side: str, repeats: int, barrier: str) -> list[list[float]]:
@@ -80,7 +62,7 @@ def _ours(side: str, repeats: int, barrier: str) -> list[list[float]]:
     B, R, F = SHAPE
     shape = BatchShape(num_datasets=B, num_rows=R, num_features=F, num_train_rows=R // 2)
     rng = np.random.default_rng(os.getpid())
-    return _time(lambda: prior.sample(rng, shape), repeats, 2, barrier)
+    return time_draws(lambda: prior.sample(rng, shape), repeats, barrier, warmups=2)
 
 
 def _tabpfn_v1(repeats: int, barrier: str, fixed_features: bool) -> list[list[float]]:
@@ -144,7 +126,7 @@ def _tabpfn_v1(repeats: int, barrier: str, fixed_features: bool) -> list[list[fl
             differentiable_prior.get_batch(B, R, F, flexible_batch, device="cpu",
                                            differentiable_hyperparameters=differentiable,
                                            hyperparameters=hyperparameters, single_eval_pos=R // 2)
-    return _time(draw, repeats, 1, barrier)
+    return time_draws(draw, repeats, barrier, warmups=1)
 
 
 def _tabicl(repeats: int, barrier: str) -> list[list[float]]:
@@ -158,24 +140,13 @@ def _tabicl(repeats: int, barrier: str) -> list[list[float]]:
     B, R, F = SHAPE
     prior = PriorDataset(batch_size=B, min_features=2, max_features=F, max_classes=10, max_seq_len=R,
                          min_train_size=0.5, max_train_size=0.5, prior_type="mix_scm", n_jobs=1)
-    return _time(lambda: prior.get_batch(), repeats, 1, barrier)
+    return time_draws(lambda: prior.get_batch(), repeats, barrier, warmups=1)
 
 
 def _run(python: str, side: str, processes: int, repeats: int) -> tuple[float, float]:
     """Datasets/s summed over ``processes`` simultaneous worker processes, by wall and by CPU time."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    with tempfile.TemporaryDirectory() as folder:
-        args = [python, os.path.abspath(__file__), "--worker", side, str(repeats), f"{folder}:{processes}"]
-        workers = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
-        outputs = [(worker.communicate()[0], worker.returncode) for worker in workers]
-    wall, cpu = 0.0, 0.0
-    for out, returncode in outputs:
-        if returncode != 0:
-            raise SystemExit(f"{side} worker failed (exit {returncode})")
-        times = json.loads(out.strip().splitlines()[-1])
-        wall += SHAPE[0] / statistics.median(t[0] for t in times)
-        cpu += SHAPE[0] / statistics.median(t[1] for t in times)
-    return wall, cpu
+    args = [python, os.path.abspath(__file__), "--worker", side, str(repeats)]
+    return run_workers(args, processes, SHAPE[0], side)
 
 
 def main() -> None:

@@ -127,7 +127,8 @@ def _post(url: str, payload: dict) -> tuple[int, dict]:
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_over_http(tiny_gp_run, tmp_path):
     port = free_port()
-    env = dict(os.environ, MLFLOW_TRACKING_URI=tiny_gp_run["tracking_uri"], PFNFORGE_CACHE_DIR=str(tmp_path))
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tiny_gp_run["tracking_uri"], PFNFORGE_CACHE_DIR=str(tmp_path),
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))  # its uvicorn
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tiny-gp@champion", "--env-manager",
          "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
@@ -135,7 +136,8 @@ def test_mlflow_models_serve_answers_over_http(tiny_gp_run, tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         if not wait_for_http(f"{url}/ping", process):
-            os.killpg(process.pid, signal.SIGKILL)  # so that reading its stderr cannot block
+            with contextlib.suppress(ProcessLookupError):  # it may have exited already
+                os.killpg(process.pid, signal.SIGKILL)  # so that reading its stderr cannot block
             pytest.fail(f"mlflow models serve did not come up: {process.stderr.read().decode()[-2000:]}")
         frame = _frame(24, classes=None)[["x0", "target", SPLIT_COLUMN]]
         params = {"output": "quantiles", "quantiles": [0.25, 0.75]}
@@ -151,7 +153,6 @@ def test_mlflow_models_serve_answers_over_http(tiny_gp_run, tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
         process.wait()
 
 

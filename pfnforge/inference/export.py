@@ -83,7 +83,7 @@ def provenance(checkpoint: str | Path, *, recipe: str | None = None) -> dict[str
     if recipe:
         out["recipe"] = recipe
     if timer is not None:
-        out["train_seconds"] = round(float(timer["time_elapsed"]["train"]), 1)
+        out["train_seconds"] = round(float(timer["time_elapsed"]["train"]), 3)
     curves = _curves(config)
     if curves:
         out["validation"] = curves
