@@ -220,6 +220,27 @@ def test_predict_command_writes_predictions_and_exits_2_on_bad_input(tmp_path, c
     assert bad.returncode == 2 and "--target 'nope' is not a column" in bad.stderr
 
 
+def test_predict_command_reaches_wide_and_long_data_with_its_flags(tmp_path, cli_env):
+    """The bundled classifier takes 20 features and 300 training rows: beyond them the command names its own
+    flag, and with the flags it predicts."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(400, 30))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(30)]).assign(label=y)
+    frame[:350].to_csv(tmp_path / "train.csv", index=False)
+    frame[350:].to_csv(tmp_path / "test.csv", index=False)
+    run = [sys.executable, "-m", "pfnforge.cli", "predict", "--train", str(tmp_path / "train.csv"), "--target",
+           "label", "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "p.csv")]
+    refused = subprocess.run(run, capture_output=True, text=True, env=cli_env, timeout=120)
+    assert refused.returncode == 2 and "--subsample-train-rows" in refused.stderr
+    wide = subprocess.run([*run, "--subsample-train-rows"], capture_output=True, text=True, env=cli_env, timeout=120)
+    assert wide.returncode == 2 and "--subsample-features" in wide.stderr
+    done = subprocess.run([*run, "--subsample-train-rows", "--subsample-features", "--feature-reduction", "pca"],
+                          capture_output=True, text=True, env=cli_env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (pd.read_csv(tmp_path / "p.csv")["prediction"] == y[350:]).mean() > 0.8
+
+
 def test_bar_quantiles_invert_the_numerically_integrated_density():
     import torch
 

@@ -33,6 +33,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     predict.add_argument("--ignore-pretraining-limits", action="store_true",
                          help="allow more training rows/features than the model was pretrained on")
+    predict.add_argument("--subsample-features", action="store_true",
+                         help="more informative features than the model takes: reduce them per ensemble member "
+                              "(see --feature-reduction)")
+    predict.add_argument("--feature-reduction", default="mixed", choices=["subsample", "pca", "mixed"],
+                         help="with --subsample-features: a random subset per member, the leading principal "
+                              "components, or the two alternating (default)")
+    predict.add_argument("--subsample-train-rows", action="store_true",
+                         help="more training rows than the model was pretrained on: each member's context is a "
+                              "random subset of as many as it was")
     predict.add_argument("--seed", type=int, default=0, help="random_state of the ensemble")
     predict.set_defaults(run=run_predict)
 
@@ -80,12 +89,17 @@ def run_predict(args: argparse.Namespace) -> int:
     categorical = [c for c in args.categorical.split(",") if c]
     common = {"n_estimators": args.n_estimators, "random_state": args.seed, "device": args.device,
               "categorical_features": categorical or None,
-              "ignore_pretraining_limits": args.ignore_pretraining_limits}
+              "ignore_pretraining_limits": args.ignore_pretraining_limits,
+              "subsample_features": args.subsample_features, "feature_reduction": args.feature_reduction,
+              "subsample_train_rows": args.subsample_train_rows}
     try:
         out = _predict(args, task, common, X, y, X_test)
     except InputError as error:
         if "declare it categorical" in str(error):  # name the command-line spelling of the fix too
             raise InputError(f"{error} (on the command line: --categorical NAME,...)") from error
+        for option in ("subsample_features", "subsample_train_rows"):
+            if f"pass {option}=True" in str(error):
+                raise InputError(f"{error} (on the command line: --{option.replace('_', '-')})") from error
         raise
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix.lower() == ".csv":

@@ -50,8 +50,8 @@ class Member:
     """Model label of each original class (classification), ``None`` for regression."""
     rows: np.ndarray | None = None
     """Training rows this member's context holds (``None``: all)."""
-    projection: tuple[np.ndarray, np.ndarray] | None = None
-    """(mean, components F × K) of a principal-component reduction of ``features``, or ``None``."""
+    projection: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """(mean, std, components F × K) of a principal-component reduction of ``features``, or ``None``."""
 
 
 def _robust_scale(x_TF: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
