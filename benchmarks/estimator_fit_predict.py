@@ -7,7 +7,9 @@ Each configuration runs in its own spawned process (so peak RSS is its own): med
 over repeats after one warm-up, and the process's peak RSS above its RSS before the first fit. A model that
 takes 100 features is needed: the timed PFNs are untrained (random weights) at the bundled classifier's size
 (``model=small``) and at ``model=large``'s size (TabPFN-v1 scale), so their ROC AUC is meaningless; the
-bundled classifier (20 features) runs too, with ``subsample_features=True``, for an AUC from a trained model.
+bundled classifier (20 features, 300 rows) runs too, with ``subsample_features=True`` (mixed reduction) and
+either all rows (``ignore_pretraining_limits=True``) or per-member 300-row subsets, for an AUC from a trained
+model.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ CONFIGS = {
     "small (random), 1 member": ("small", 1),
     "large (random), 4 members": ("large", 4),
     "large (random), 1 member": ("large", 1),
-    "bundled, 4 members, subsampled": ("bundled", 4),
+    "bundled, 4 members, all 1,000 rows": ("bundled", 4),
+    "bundled, 4 members, 300-row subsets": ("bundled-subsets", 4),
     "HistGradientBoosting": ("hgb", 0),
 }
 SIZES = {"small": {"embed_dim": 128, "num_layers": 4, "num_heads": 4, "num_buckets": 100},
@@ -46,8 +49,10 @@ def _estimator(kind: str, members: int):
         return HistGradientBoostingClassifier(random_state=0)
     from pfnforge.inference.estimators import PFNClassifier
 
-    if kind == "bundled":
+    if kind == "bundled":  # every training row in each member's context, beyond the 300 it was pretrained on
         return PFNClassifier(n_estimators=members, subsample_features=True, ignore_pretraining_limits=True)
+    if kind == "bundled-subsets":  # each member's context a random 300 of the rows, as pretrained
+        return PFNClassifier(n_estimators=members, subsample_features=True, subsample_train_rows=True)
     from pfnforge.inference.artifact import build_random_pfn
     from pfnforge.model.pfn import ModelConfig
 
