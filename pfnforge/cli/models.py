@@ -10,6 +10,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pfnforge.cli.predict import add_limit_arguments
 from pfnforge.errors import ConfigError
 
 
@@ -64,12 +65,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--test-size", type=float, default=0.3)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--n-estimators", type=int, default=4, help="PFN ensemble members")
-    evaluate.add_argument("--subsample-train-rows", action="store_true",
-                          help="where a training split is larger than the PFN was pretrained on, give each "
-                               "ensemble member its own random subset of that many rows")
-    evaluate.add_argument("--feature-reduction", default="mixed", choices=["subsample", "pca", "mixed"],
-                          help="how the PFN sees datasets wider than it takes: a random subset of features per "
-                               "member, the leading principal components, or the two alternating")
+    add_limit_arguments(evaluate)
     evaluate.add_argument("--ignore-pretraining-limits", action="store_true",
                           help="let the PFN take more training rows than it was pretrained on")
     evaluate.add_argument("--baselines", help="comma-separated (default: all installed: linear, random_forest, "

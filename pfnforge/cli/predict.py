@@ -13,6 +13,16 @@ from pfnforge.errors import InputError
 _FORMATS = (".csv", ".parquet", ".pq")
 
 
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options for data beyond a PFN's limits that ``predict`` and ``evaluate`` share."""
+    parser.add_argument("--feature-reduction", default="mixed", choices=["subsample", "pca", "mixed"],
+                        help="datasets wider than the model takes: a random subset of features per ensemble "
+                             "member, the leading principal components, or the two alternating (default)")
+    parser.add_argument("--subsample-train-rows", action="store_true",
+                        help="more training rows than the model was pretrained on: each ensemble member's context "
+                             "is its own random subset of as many as it was")
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser("predict", help="fit a trained PFN on a table and predict another (CSV/Parquet)")
     predict.add_argument("model", nargs="?", default=None,
@@ -36,12 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--subsample-features", action="store_true",
                          help="more informative features than the model takes: reduce them per ensemble member "
                               "(see --feature-reduction)")
-    predict.add_argument("--feature-reduction", default="mixed", choices=["subsample", "pca", "mixed"],
-                         help="with --subsample-features: a random subset per member, the leading principal "
-                              "components, or the two alternating (default)")
-    predict.add_argument("--subsample-train-rows", action="store_true",
-                         help="more training rows than the model was pretrained on: each member's context is a "
-                              "random subset of as many as it was")
+    add_limit_arguments(predict)
     predict.add_argument("--seed", type=int, default=0, help="random_state of the ensemble")
     predict.set_defaults(run=run_predict)
 
