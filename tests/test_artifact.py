@@ -97,16 +97,16 @@ def test_export_writes_a_model_directory_with_the_runs_provenance(checkpoint, tm
 def test_bundled_default_models_come_from_their_recipe(task):
     """The bundled models were trained by a recipe of configs/experiment as it stands: prior, model, data stream,
     optimiser and schedule composed from it equal those the model recorded."""
-    training = load_model(task=task).metadata
-    recipe = training["training"]["recipe"]
+    metadata = load_model(task=task).metadata
+    recipe = metadata["training"]["recipe"]
     composed = OmegaConf.to_container(compose_train_config([f"+experiment={recipe}"]), resolve=True)
     composed = json.loads(json.dumps(composed, default=lambda value: value.value))  # enums as recorded: values
-    recorded = training["config"]
+    recorded = metadata["config"]
     for section in ("prior", "model", "optim"):
         assert recorded[section] == composed[section], section
     assert recorded["data"]["stream"] == composed["data"]["stream"]
     assert recorded["trainer"]["max_steps"] == composed["trainer"]["max_steps"]
-    assert training["training"]["steps"] == composed["trainer"]["max_steps"]  # it ran the whole schedule
+    assert metadata["training"]["steps"] == composed["trainer"]["max_steps"]  # it ran the whole schedule
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
