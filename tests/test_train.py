@@ -66,6 +66,19 @@ def _config(tmp_path: Path, name: str, *extra: str):
         "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", *extra])
 
 
+def test_training_leaves_the_process_tracking_uri_as_it_was(tmp_path, monkeypatch):
+    """Lightning's MLFlowLogger sets MLflow's global tracking URI; after the run, MLFLOW_TRACKING_URI (and an
+    unset global) must govern the process again, or later models:/ URIs resolve against the run's store."""
+    from mlflow.tracking._tracking_service import utils
+
+    monkeypatch.setattr(utils, "_tracking_uri", None)
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    run_training(_config(tmp_path, "run", "trainer.max_steps=2", "trainer.val_check_interval=2"))
+    assert utils._tracking_uri is None and mlflow.get_tracking_uri() == elsewhere
+    assert (tmp_path / "mlflow.db").is_file()  # the run itself logged to its configured store
+
+
 def test_tiny_gp_pfn_trains_and_is_tracked_in_mlflow(tmp_path):
     recorder, held_out = LossRecorder(), HeldOutNLL()
     out = run_training(_config(tmp_path, "run", "trainer.max_steps=40", "trainer.checkpoint_every_n_steps=20",

@@ -46,20 +46,29 @@ class RegistryConfig:
 
 
 @contextmanager
-def _tracking(uri: str):
-    """The fluent MLflow API (``log_model``) pointed at ``uri`` for the duration; the process's tracking URI
-    (global and ``MLFLOW_TRACKING_URI``) is restored afterwards."""
+def restored_tracking_uri():
+    """The process's MLflow tracking URI (global and ``MLFLOW_TRACKING_URI``) as it was before, afterwards: code
+    inside may set it (Lightning's MLFlowLogger does) without pinning it for the rest of the process."""
     import mlflow
     from mlflow.tracking._tracking_service import utils
 
     previous, environment = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(previous)
         if environment is not None:
             os.environ["MLFLOW_TRACKING_URI"] = environment
+
+
+@contextmanager
+def _tracking(uri: str):
+    """The fluent MLflow API (``log_model``) pointed at ``uri`` for the duration, restored afterwards."""
+    import mlflow
+
+    with restored_tracking_uri():
+        mlflow.set_tracking_uri(uri)
+        yield
 
 
 def _create_version(client, name: str, logged, run_id: str, tags: dict[str, str]):

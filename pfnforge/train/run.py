@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pfnforge import registry
 from pfnforge.config import to_prior_config
-from pfnforge.inference.register import RegistryConfig, register_after_training
+from pfnforge.inference.register import RegistryConfig, register_after_training, restored_tracking_uri
 from pfnforge.model.bar import fit_borders
 from pfnforge.model.pfn import ModelConfig, target_scale
 from pfnforge.prior import BatchShape, Task
@@ -87,7 +87,13 @@ def _resume_checkpoint(directory: Path) -> Path | None:
 
 
 def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
-    """Train as ``cfg`` says; returns the run's output directory. The same ``cfg`` again resumes the run."""
+    """Train as ``cfg`` says; returns the run's output directory. The same ``cfg`` again resumes the run.
+    The process's MLflow tracking URI is left as it was (the run logs to ``cfg.logger.tracking_uri``)."""
+    with restored_tracking_uri():
+        return _train(cfg, callbacks)
+
+
+def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
     prior = registry.build_prior(to_prior_config(cfg.prior))
     data = typed(DataConfig, cfg.data, "data")
     model = typed(ModelConfig, cfg.model, "model")
