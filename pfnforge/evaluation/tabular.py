@@ -102,14 +102,10 @@ def _fit_and_score(estimator: Any, dataset: Dataset, codes: np.ndarray, num_clas
         prediction = estimator.predict(x_test)
         predicted = time.perf_counter()
         scores = regression_scores(target[test], prediction)
-    return {**scores, "fit_s": fitted - start, "predict_s": predicted - fitted}
-
-
-def _context_rows(trained: Any, train: np.ndarray, config: EvaluateConfig) -> int:
-    """Training rows in each PFN member's context: all, or with ``subsample_train_rows`` at most its row limit."""
-    if trained is None or not config.subsample_train_rows or config.ignore_pretraining_limits:
-        return len(train)
-    return min(len(train), trained.limits["max_rows"])
+    # the training rows the method saw: for a PFN, those of each member's context (a subset beyond its limit)
+    ensemble = getattr(estimator, "ensemble_", None)
+    seen = ensemble.x_train_MTF.shape[1] if ensemble is not None else len(train)
+    return {**scores, "num_train_rows": seen, "fit_s": fitted - start, "predict_s": predicted - fitted}
 
 
 def _builders(dataset: Dataset, models: dict[str, Any], config: EvaluateConfig, seed: int) -> dict[str, Any]:
@@ -145,8 +141,6 @@ def evaluate_datasets(datasets: list[Dataset], models: dict[str, Any], config: E
                     row["error"] = f"the model cannot do {dataset.task}"
                 else:
                     try:
-                        if method == PFN_METHOD:
-                            row["num_train_rows"] = _context_rows(models.get(dataset.task), train, config)
                         row.update(_fit_and_score(build(), dataset, codes, len(classes), train, test))
                     except PfnforgeError as error:  # the PFN's limits; a baseline's failure is a bug and raises
                         if method != PFN_METHOD:

@@ -72,6 +72,11 @@ def _build(metadata: dict[str, Any], state_dict: dict[str, torch.Tensor], where:
 
 def load_checkpoint(path: str | Path) -> TrainedPFN:
     """The PFN of a Lightning checkpoint written by ``pfnforge train`` (CPU, eval mode)."""
+    return checkpoint_model(read_checkpoint(path), path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint written by ``pfnforge train``, as the dictionary torch saved (on CPU)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint {path} does not exist: pass the path of a .ckpt file "
@@ -84,6 +89,11 @@ def load_checkpoint(path: str | Path) -> TrainedPFN:
     if "pfnforge" not in checkpoint:
         raise ConfigError(f"checkpoint {path} has no 'pfnforge' metadata: it was not written by pfnforge train "
                           "(or by a version before checkpoints carried the model config); retrain or re-save it")
+    return checkpoint
+
+
+def checkpoint_model(checkpoint: dict[str, Any], path: str | Path) -> TrainedPFN:
+    """The PFN of a checkpoint ``read_checkpoint`` returned (``path``: for error messages)."""
     state_dict = {}
     for key, value in checkpoint["state_dict"].items():
         prefix = next((p for p in _PREFIXES if key.startswith(p)), None)

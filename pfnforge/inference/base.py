@@ -106,7 +106,8 @@ class _PFNEstimator(BaseEstimator):
             del self.feature_names_in_
         if len(y) != len(x_TF):
             raise InputError(f"X has {len(x_TF)} rows but y has {len(y)}: pass one target per row")
-        self._check_limits((len(x_TF), informative_columns(x_TF).size), num_classes)
+        informative = informative_columns(x_TF)
+        self._check_limits((len(x_TF), informative.size), num_classes)
         limits = self.pfn_.limits
         max_features = self.pfn_.model.config.max_features if self.ignore_pretraining_limits \
             else limits["max_features"]
@@ -116,7 +117,7 @@ class _PFNEstimator(BaseEstimator):
                                   transforms=tuple(transforms), num_classes=num_classes,
                                   rng=check_random_state(self.random_state),
                                   enable_scaling=self.pfn_.model.config.enable_standardization,
-                                  feature_reduction=reduction, max_rows=max_rows)
+                                  feature_reduction=reduction, max_rows=max_rows, informative=informative)
         return x_TF
 
     def _check_limits(self, shape: tuple[int, int], num_classes: int | None) -> None:

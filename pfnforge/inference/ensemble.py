@@ -89,13 +89,14 @@ class Ensemble:
                  subsample_features: bool, transforms: tuple[FeatureTransform, ...], num_classes: int | None,
                  rng: np.random.RandomState, enable_scaling: bool = True,
                  feature_reduction: FeatureReduction = FeatureReduction.mixed,
-                 max_rows: int | None = None) -> None:
+                 max_rows: int | None = None, informative: np.ndarray | None = None) -> None:
         """``enable_scaling=False`` (models trained without standardisation, whose inputs' scale carries
         information): features reach the model as given, only reordered. ``subsample_features``: reduce
         datasets with more informative columns than ``max_features`` as ``feature_reduction`` says (otherwise
         every informative column is shown). ``max_rows``: each member's context is its own random subset of
         this many training rows where there are more (``None``: all rows); regression members share one subset,
-        since averaging bar distributions needs the same targets behind every member."""
+        since averaging bar distributions needs the same targets behind every member. ``informative``: the
+        result of ``informative_columns(x_train_TF)`` where the caller has it already."""
         num_train, num_features = x_train_TF.shape
         self.enable_scaling = enable_scaling
         self.numeric = np.array([j for j in range(num_features) if j not in set(categorical)], dtype=int)
@@ -105,11 +106,16 @@ class Ensemble:
         if num_train < 5 or not enable_scaling:  # too few rows to fit a quantile or power map, or raw inputs
             transforms = (FeatureTransform.none,)
         self.fitted = {kind: self._fit(kind, x_train_TF) for kind in set(transforms)}
-        self.informative = informative_columns(x_train_TF)
+        train_by_kind = {kind: self._transformed(x_train_TF, kind) for kind in self.fitted}
+        self.informative = informative_columns(x_train_TF) if informative is None else informative
         wide = self.informative.size > max_features and subsample_features
+        subset = max_rows is not None and num_train > max_rows
+
+        def draw_rows() -> np.ndarray:
+            return np.sort(rng.choice(num_train, max_rows, replace=False))
+
         # regression members share one subset: their bucket grids coincide only if their targets do
-        shared_rows = np.sort(rng.choice(num_train, max_rows, replace=False)) \
-            if num_classes is None and max_rows is not None and num_train > max_rows else None
+        shared_rows = draw_rows() if subset and num_classes is None else None
         self.members = []
         for m in range(num_members):
             features = self.informative[rng.permutation(self.informative.size)]
@@ -118,15 +124,13 @@ class Ensemble:
             if wide and not project:
                 features = features[:max_features]
             permutation = rng.permutation(num_classes) if num_classes else None
-            rows = np.sort(rng.choice(num_train, max_rows, replace=False)) \
-                if num_classes and max_rows is not None and num_train > max_rows else shared_rows
             member = Member(features=features, transform=transforms[m % len(transforms)],
-                            class_permutation=permutation, rows=rows)
+                            class_permutation=permutation, rows=draw_rows() if subset and num_classes else shared_rows)
             if project:
-                member.projection = self._fit_projection(x_train_TF, member, max_features, rng)
+                member.projection = self._fit_projection(train_by_kind[member.transform], member, max_features, rng)
             self.members.append(member)
-        raw = [self._member_features(x_train_TF if member.rows is None else x_train_TF[member.rows], member)
-               for member in self.members]
+        raw = [self._member_features(train_by_kind[m.transform] if m.rows is None
+                                     else train_by_kind[m.transform][m.rows], m) for m in self.members]
         self.train_stats = [_moments(x) for x in raw]
         self.x_train_MTF = np.stack([self._standardise(x, i) for i, x in enumerate(raw)])
 
@@ -146,21 +150,24 @@ class Ensemble:
             except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                 return None  # this member then sees the robustly scaled values
 
-    def _fit_projection(self, x_train_TF: np.ndarray, member: Member, num_components: int,
+    @staticmethod
+    def _fit_projection(transformed_TF: np.ndarray, member: Member, num_components: int,
                         rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(mean, std, components F × K) of the member's transformed columns on all training rows: the leading
-        right singular vectors of the standardised matrix (missing values at the mean), in a random order."""
-        x_TF = self._transformed(x_train_TF, member)[:, member.features]
+        """(mean, std, components F × K) of the member's columns of all training rows under its transform: the
+        leading right singular vectors of the standardised matrix (missing values at the mean), in a random
+        order."""
+        x_TF = transformed_TF[:, member.features]
         mean, std = _moments(x_TF)
         z_TF = np.nan_to_num((x_TF - mean) / std)
         _, _, vt_KF = np.linalg.svd(z_TF, full_matrices=False)
         components_FK = vt_KF[:min(num_components, len(vt_KF))].T
         return mean, std, components_FK[:, rng.permutation(components_FK.shape[1])]
 
-    def _transformed(self, x_RF: np.ndarray, member: Member) -> np.ndarray:
+    def _transformed(self, x_RF: np.ndarray, kind: FeatureTransform) -> np.ndarray:
+        """All columns of ``x_RF`` with the numeric ones robustly scaled and mapped by the fitted ``kind``."""
         x_RF = x_RF.copy()
         scaled = (x_RF[:, self.numeric] - self.center) / self.spread
-        transformer = self.fitted.get(member.transform)
+        transformer = self.fitted.get(kind)
         if transformer is not None:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
@@ -170,8 +177,9 @@ class Ensemble:
         x_RF[:, self.numeric] = scaled
         return x_RF
 
-    def _member_features(self, x_RF: np.ndarray, member: Member) -> np.ndarray:
-        x_RF = self._transformed(x_RF, member)[:, member.features]
+    def _member_features(self, transformed_RF: np.ndarray, member: Member) -> np.ndarray:
+        """What the member shows the model of rows already under its transform: its columns, or their projection."""
+        x_RF = transformed_RF[:, member.features]
         if member.projection is None:
             return x_RF
         mean, std, components_FK = member.projection
@@ -203,8 +211,10 @@ class Ensemble:
         outputs, step = [], self.chunk_rows(chunk_rows)
         for start in range(0, len(x_query_QF), step):
             chunk = x_query_QF[start:start + step]
-            x_query_MQF = torch.from_numpy(np.stack([self._standardise(self._member_features(chunk, member), m)
-                                                     for m, member in enumerate(self.members)])).to(device)
+            by_kind = {kind: self._transformed(chunk, kind) for kind in self.fitted}  # once per transform
+            x_query_MQF = torch.from_numpy(np.stack([
+                self._standardise(self._member_features(by_kind[member.transform], member), m)
+                for m, member in enumerate(self.members)])).to(device)
             x_MRF = torch.cat([x_train_MTF, x_query_MQF], 1)
             y_MR = torch.cat([y_train_MT, torch.zeros(M, len(chunk), device=device)], 1)
             logits_MQC, _, _ = model(x_MRF, y_MR, T, classification)

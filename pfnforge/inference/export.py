@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from pfnforge.inference.artifact import load_checkpoint, save_model_dir
+from pfnforge.inference.artifact import checkpoint_model, read_checkpoint, save_model_dir
 
 CURVES = ("val/nll", "val/gap_to_exact")
 """Validation metrics whose history goes into the provenance, where the run logged them."""
@@ -65,9 +65,9 @@ def _curves(config: dict[str, Any]) -> dict[str, list[list[float]]]:
         return {}
 
 
-def provenance(checkpoint: str | Path, *, recipe: str | None = None) -> dict[str, Any]:
-    """What can be said of how a checkpoint was trained, from the checkpoint itself (and its MLflow run)."""
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+def provenance(raw: dict[str, Any], name: str, *, recipe: str | None = None) -> dict[str, Any]:
+    """What can be said of how a checkpoint was trained, from the checkpoint (``read_checkpoint``; ``name``: its
+    file name) and its MLflow run."""
     config = raw["pfnforge"].get("config", {})
     data, trainer = config.get("data", {}), config.get("trainer", {})
     step = int(raw.get("global_step", 0))
@@ -77,7 +77,7 @@ def provenance(checkpoint: str | Path, *, recipe: str | None = None) -> dict[str
     per_step = int(data.get("stream", {}).get("num_datasets", 0)) * int(trainer.get("accumulate_grad_batches", 1)) \
         * ranks  # datasets per step are per rank
     timer = next((state for name, state in raw.get("callbacks", {}).items() if name == "Timer"), None)
-    out: dict[str, Any] = {"checkpoint": Path(checkpoint).name, "steps": step, "datasets_seen": step * per_step,
+    out: dict[str, Any] = {"checkpoint": name, "steps": step, "datasets_seen": step * per_step,
                            "exported": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                            "machine_exported_on": machine()}
     if recipe:
@@ -93,6 +93,7 @@ def provenance(checkpoint: str | Path, *, recipe: str | None = None) -> dict[str
 def export_checkpoint(checkpoint: str | Path, directory: str | Path, *, recipe: str | None = None,
                       extra: dict[str, Any] | None = None) -> Path:
     """Write the checkpoint's PFN to ``directory`` with its provenance (``extra`` merged in)."""
-    trained = load_checkpoint(checkpoint)
-    training = {**provenance(checkpoint, recipe=recipe), **(extra or {})}
+    raw = read_checkpoint(checkpoint)
+    training = {**provenance(raw, Path(checkpoint).name, recipe=recipe), **(extra or {})}
+    trained = checkpoint_model(raw, checkpoint)
     return save_model_dir(trained, directory, training=training)
