@@ -38,7 +38,8 @@ def classifier_dir(tmp_path_factory):
     return save_model_dir(trained, tmp_path_factory.mktemp("classifier") / "model")
 
 
-def test_training_registers_its_model_with_config_limits_and_metrics(tiny_gp_run):
+def test_training_registers_its_model_with_config_limits_and_metrics(tiny_gp_run, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_gp_run["tracking_uri"])  # for the fluent models:/ lookup below
     client = MlflowClient(tiny_gp_run["tracking_uri"], registry_uri=tiny_gp_run["tracking_uri"])
     version = client.get_model_version_by_alias("tiny-gp", "champion")
     assert version.run_id == tiny_gp_run["run_id"]  # logged into the training run itself
