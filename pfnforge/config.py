@@ -1,14 +1,18 @@
-"""Hydra glue: every installed prior's ``Config`` becomes the structured config ``prior=<name>``.
+"""Hydra glue: every installed prior's ``Config`` becomes the structured config ``prior=<name>``, every installed
+architecture's ``Config`` the structured config ``model=<name>``.
 
-Presets in ``configs/prior/*.yaml`` extend those (``defaults: [gp, _self_]``). This module is the only
-place that turns a raw ``DictConfig`` into a typed, validated prior config.
+Presets in ``configs/prior/*.yaml`` and ``configs/model/*.yaml`` extend those (``defaults: [gp, _self_]``,
+``defaults: [cellwise, _self_]``). This module is the only place that turns a raw ``DictConfig`` into a typed,
+validated prior or model config.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
@@ -19,6 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 from pfnforge import registry
 from pfnforge.errors import ConfigError, PluginError, UnknownPriorError
 from pfnforge.prior import PriorConfig
+
+if TYPE_CHECKING:
+    from pfnforge.model.api import ArchitectureConfig
 
 
 def config_dir() -> Path:
@@ -37,6 +44,38 @@ def register_prior_configs() -> dict[str, PluginError]:
         except PluginError as error:
             failures[name] = error
     return failures
+
+
+def register_model_configs() -> dict[str, PluginError]:
+    """Store every loadable architecture's ``Config`` in Hydra's ConfigStore; returns the plugins that failed."""
+    store = ConfigStore.instance()
+    failures = {}
+    for name in registry.discover_models():
+        try:
+            store.store(group="model", name=name, node=registry.load_model_class(name).Config)
+        except PluginError as error:
+            failures[name] = error
+    return failures
+
+
+def register_configs() -> dict[str, PluginError]:
+    """Both of the above: what composing ``configs/train.yaml`` needs."""
+    return {**register_prior_configs(), **register_model_configs()}
+
+
+def to_model_config(node: DictConfig) -> ArchitectureConfig:
+    """The typed, validated architecture config behind a composed ``model`` node. A preset without
+    ``defaults: [<architecture>, _self_]`` is read as the row-token architecture's config."""
+    from pfnforge.model.pfn import PFN
+
+    config_type = OmegaConf.get_type(node)
+    schema = config_type if isinstance(config_type, type) and dataclasses.is_dataclass(config_type) else PFN.Config
+    try:
+        values = OmegaConf.to_container(node, resolve=True)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except (ConfigError, OmegaConfBaseException) as error:
+        raise ConfigError(f"model: {str(error).splitlines()[0]} (valid keys: "
+                          f"{', '.join(f.name for f in dataclasses.fields(schema))})") from error
 
 
 def prior_presets() -> list[str]:

@@ -3,6 +3,7 @@ default models, and the errors for sources that are not models."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -102,8 +103,12 @@ def test_bundled_default_models_come_from_their_recipe(task):
     composed = OmegaConf.to_container(compose_train_config([f"+experiment={recipe}"]), resolve=True)
     composed = json.loads(json.dumps(composed, default=lambda value: value.value))  # enums as recorded: values
     recorded = metadata["config"]
-    for section in ("prior", "model", "optim"):
+    for section in ("prior", "optim"):
         assert recorded[section] == composed[section], section
+    # model fields added after the model was trained must hold their defaults (the model ran without them)
+    defaults = dataclasses.asdict(load_model(task=task).model.config)
+    assert {key: composed["model"][key] for key in recorded["model"]} == recorded["model"]
+    assert all(composed["model"][key] == defaults[key] for key in set(composed["model"]) - set(recorded["model"]))
     assert recorded["data"]["stream"] == composed["data"]["stream"]
     assert recorded["trainer"]["max_steps"] == composed["trainer"]["max_steps"]
     assert metadata["training"]["steps"] == composed["trainer"]["max_steps"]  # it ran the whole schedule

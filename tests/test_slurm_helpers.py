@@ -10,9 +10,9 @@ def test_submitit_launcher_configs_compose_with_the_trainer_layout():
     from hydra import compose, initialize_config_dir
     from hydra.utils import get_class
 
-    from pfnforge.config import config_dir, register_prior_configs
+    from pfnforge.config import config_dir, register_configs
 
-    register_prior_configs()
+    register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         slurm = compose("train", overrides=["hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.num_nodes=3",
                                             "hydra.launcher.partition=gpu", "hydra.launcher.account=proj"],

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, open_dict
 
-from pfnforge.config import config_dir, register_prior_configs
+from pfnforge.config import config_dir, register_configs
 from pfnforge.errors import ConfigError
 
 
@@ -23,7 +23,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def compose_train_config(overrides: list[str]) -> DictConfig:
-    register_prior_configs()
+    register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
             return compose(config_name="train", overrides=list(overrides))
@@ -52,7 +52,7 @@ def run_sweep(overrides: list[str]) -> int:
 
     from pfnforge.train.run import run_training
 
-    register_prior_configs()
+    register_configs()
 
     @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
     def job(cfg: DictConfig) -> None:

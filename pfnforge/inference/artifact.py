@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from pfnforge.errors import ConfigError
-from pfnforge.model.pfn import PFN, ModelConfig
+from pfnforge import registry
+from pfnforge.errors import ConfigError, PluginError
+from pfnforge.model.api import Architecture, ArchitectureConfig
 
 WEIGHTS_FILE = "weights.pt"
 METADATA_FILE = "pfnforge-model.json"
@@ -29,7 +30,7 @@ _PREFIXES = ("model._orig_mod.", "model.")  # torch.compile'd modules first: "mo
 class TrainedPFN:
     """A PFN ready for inference (eval mode) and what its checkpoint said about it."""
 
-    model: PFN
+    model: Architecture
     """The network, in eval mode."""
     metadata: dict[str, Any]
     """The checkpoint's ``"pfnforge"`` entry (model config, heads, prior, config, limits), plus
@@ -49,19 +50,24 @@ class TrainedPFN:
     def limits(self) -> dict[str, int]:
         """``max_rows``, ``max_features``, ``max_classes`` the model was trained within."""
         config = self.model.config
-        limits = {"max_rows": 1024, "max_features": config.max_features, "max_classes": config.max_classes}
+        limits = {"max_rows": 1024, "max_features": config.max_features or 500, "max_classes": config.max_classes}
         limits.update(self.metadata.get("limits", {}))
         return limits
 
 
 def _build(metadata: dict[str, Any], state_dict: dict[str, torch.Tensor], where: str) -> TrainedPFN:
+    architecture = metadata.get("architecture", "rowwise")  # files written before architectures were plugins
     try:
-        config = ModelConfig(**metadata["model"])
+        cls = registry.load_model_class(architecture)
+    except PluginError as error:
+        raise ConfigError(f"{where} holds a {architecture!r} model: {error}") from error
+    try:
+        config = cls.Config(**metadata["model"])
     except (KeyError, TypeError) as error:
         raise ConfigError(f"{where}: its model config is missing or does not match this pfnforge "
                           f"({error}); re-export it with the pfnforge version that trained it") from error
     borders = state_dict.get("bar.borders") if metadata.get("regression", "bar.borders" in state_dict) else None
-    model = PFN(config, borders, classification=bool(metadata.get("classification", False)))
+    model = cls(config, borders, classification=bool(metadata.get("classification", False)))
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:
@@ -110,7 +116,8 @@ def save_model_dir(trained: TrainedPFN, directory: str | Path, *, training: dict
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu().contiguous() for k, v in trained.model.state_dict().items()},
                directory / WEIGHTS_FILE)
-    metadata = {**trained.metadata, "model": dataclasses.asdict(trained.model.config),
+    metadata = {**trained.metadata, "architecture": trained.model.name,
+                "model": dataclasses.asdict(trained.model.config),
                 "classification": trained.model.classification_head is not None,
                 "regression": trained.model.regression_head is not None,
                 "pfnforge_version": __version__}
@@ -172,17 +179,18 @@ def load_model(source: str | Path | None = None, *, task: str | None = None) -> 
     return trained
 
 
-def build_random_pfn(config: ModelConfig, *, classification: bool = True, regression: bool = True,
+def build_random_pfn(config: ArchitectureConfig, *, classification: bool = True, regression: bool = True,
                      max_rows: int = 1024, seed: int = 0) -> TrainedPFN:
     """An untrained PFN with the metadata of a real one: for tests, fuzzing and timing, never for answers."""
     generator = torch.Generator().manual_seed(seed)
     borders = torch.linspace(-4, 4, config.num_buckets + 1) if regression else None
     with torch.random.fork_rng():
         torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
-        model = PFN(config, borders, classification=classification)
-    metadata = {"format_version": 1, "model": dataclasses.asdict(config), "classification": classification,
+        model = registry.build_model(config, borders, classification=classification)
+    metadata = {"format_version": 1, "architecture": model.name, "model": dataclasses.asdict(config),
+                "classification": classification,
                 "regression": regression, "prior": {"name": "untrained", "task": "mixed", "config": {}},
                 "config": {}, "global_step": 0,
-                "limits": {"max_rows": max_rows, "max_features": config.max_features,
+                "limits": {"max_rows": max_rows, "max_features": config.max_features or 500,
                            "max_classes": config.max_classes}}
     return TrainedPFN(model=model.eval(), metadata=metadata)

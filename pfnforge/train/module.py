@@ -12,8 +12,9 @@ from typing import Any
 import lightning as L
 import torch
 
+from pfnforge import registry
 from pfnforge.errors import ConfigError
-from pfnforge.model.pfn import PFN, ModelConfig
+from pfnforge.model.api import ArchitectureConfig
 from pfnforge.train.data import StepBatch
 
 
@@ -34,29 +35,17 @@ class OptimConfig:
                               f"weight_decay={self.weight_decay}, warmup_steps={self.warmup_steps}")
 
 
-def training_flops(model: ModelConfig, num_datasets: int, num_rows: int, num_train_rows: int) -> float:
-    """Floating-point operations of one training step (forward and backward, 3× the forward), counting the
-    matrix products: query, output and MLP projections of every row, key/value projections of the training
-    rows, attention of every row onto the training rows. For model FLOPs utilisation, divide the rate by the
-    device's peak."""
-    E, T = model.embed_dim, num_train_rows
-    every_row = 2 * (2 * E * E + 2 * model.mlp_ratio * E * E) + 4 * T * E  # projections; scores and values
-    train_rows = 2 * (2 * E * E)  # keys and values
-    forward = num_datasets * model.num_layers * (num_rows * every_row + T * train_rows)
-    return 3.0 * forward
-
-
 CHECKPOINT_FORMAT_VERSION = 1
 """Version of the ``"pfnforge"`` entry every checkpoint carries (see ``on_save_checkpoint``)."""
 
 
 class PFNModule(L.LightningModule):
-    def __init__(self, model: ModelConfig, optim: OptimConfig, max_steps: int, borders: torch.Tensor | None,
+    def __init__(self, model: ArchitectureConfig, optim: OptimConfig, max_steps: int, borders: torch.Tensor | None,
                  *, classification: bool, metadata: dict[str, Any] | None = None) -> None:
         """``metadata``: what a checkpoint must say about the run besides tensors (prior, resolved config,
         input limits); stored under ``"pfnforge"`` so a checkpoint alone rebuilds the model."""
         super().__init__()
-        self.model = PFN(model, borders, classification=classification)
+        self.model = registry.build_model(model, borders, classification=classification)
         self.model_config = model
         self.optim = optim
         self.max_steps = max_steps
@@ -68,6 +57,7 @@ class PFNModule(L.LightningModule):
         """Plain types only, so the checkpoint still loads with ``torch.load(..., weights_only=True)``."""
         checkpoint["pfnforge"] = {
             "format_version": CHECKPOINT_FORMAT_VERSION,
+            "architecture": self.model.name,
             "model": dataclasses.asdict(self.model_config),
             "classification": self.model.classification_head is not None,
             "regression": self.model.regression_head is not None,
@@ -84,8 +74,8 @@ class PFNModule(L.LightningModule):
         from torch.distributed.fsdp import fully_shard
 
         mesh = self.device_mesh["data_parallel"]
-        for layer in self.model.layers:
-            fully_shard(layer, mesh=mesh)
+        for unit in self.model.shard_units():
+            fully_shard(unit, mesh=mesh)
         fully_shard(self.model, mesh=mesh)
 
     def training_step(self, batch: StepBatch, batch_idx: int) -> torch.Tensor:
@@ -95,7 +85,7 @@ class PFNModule(L.LightningModule):
         # the stream position a checkpoint stores: the batch after this one. Set here, not in a batch-end
         # hook: ModelCheckpoint saves in its own batch-end hook, which Lightning calls first.
         self.trainer.datamodule.next_batch = batch.index + 1
-        B, R = batch.y.shape
+        B, R, F = batch.x.shape
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/nll_per_row", loss.detach())
         self.log("train/batch_index", float(batch.index))
@@ -104,9 +94,9 @@ class PFNModule(L.LightningModule):
             seconds = now - self._last_step_end
             self.log("throughput/datasets_per_s", B / seconds)
             self.log("throughput/rows_per_s", B * R / seconds)
-            self.log("throughput/tokens_per_s", B * R / seconds)  # one token per row
+            self.log("throughput/tokens_per_s", self.model.tokens(B, R, F) / seconds)
             self.log("throughput/model_tflops_per_s",
-                     training_flops(self.model_config, B, R, batch.num_train_rows) / seconds / 1e12)
+                     self.model.training_flops(B, R, batch.num_train_rows, F) / seconds / 1e12)
         self._last_step_end = now
         source = self.trainer.datamodule.source if self.trainer.datamodule is not None else None
         if source is not None:

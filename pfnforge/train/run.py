@@ -11,10 +11,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pfnforge import registry
-from pfnforge.config import to_prior_config
+from pfnforge.config import to_model_config, to_prior_config
 from pfnforge.inference.register import RegistryConfig, register_after_training, restored_tracking_uri
+from pfnforge.model.api import ArchitectureConfig, target_scale
 from pfnforge.model.bar import fit_borders
-from pfnforge.model.pfn import ModelConfig, target_scale
 from pfnforge.prior import BatchShape, Task
 from pfnforge.stream.spec import batch_rng, batch_shape
 from pfnforge.train.build import (
@@ -34,7 +34,7 @@ from pfnforge.train.slurm import slurm_callbacks
 _BORDER_RANK = 1 << 30  # a rank no run uses: the stream the regression buckets are fitted on
 
 
-def _bucket_borders(prior, data: DataConfig, model: ModelConfig) -> torch.Tensor:
+def _bucket_borders(prior, data: DataConfig, model: ArchitectureConfig) -> torch.Tensor:
     """Borders from test targets of a few prior batches (8, or more until there are 10 per bucket), drawn
     from a reserved stream, scaled as the model scales them (standardised by training-row statistics, or raw)."""
     samples: list[torch.Tensor] = []
@@ -60,14 +60,14 @@ def _preview(prior, data: DataConfig, path: Path) -> Path:
     return plot_batch(batch, path, title=f"{prior.name} prior (training shapes)")
 
 
-def _checkpoint_metadata(prior, data: DataConfig, model: ModelConfig, flat: dict) -> dict:
+def _checkpoint_metadata(prior, data: DataConfig, model: ArchitectureConfig, flat: dict) -> dict:
     """What a checkpoint says besides tensors: the prior, the resolved config and the input limits the
     model was trained within (rows and features of the stream, classes of the head)."""
     return {
         "prior": {"name": prior.name, "task": prior.task.value, "config": flat.get("prior", {})},
         "config": flat,
         "limits": {"max_rows": data.stream.num_rows.high,
-                   "max_features": min(data.stream.num_features.high, model.max_features),
+                   "max_features": min(data.stream.num_features.high, model.max_features or 1 << 30),
                    "max_classes": model.max_classes},
     }
 
@@ -96,7 +96,7 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
 def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
     prior = registry.build_prior(to_prior_config(cfg.prior))
     data = typed(DataConfig, cfg.data, "data")
-    model = typed(ModelConfig, cfg.model, "model")
+    model = to_model_config(cfg.model)
     trainer_config = typed(TrainerConfig, cfg.trainer, "trainer")
     callbacks_config = typed(CallbacksConfig, cfg.get("callbacks") or {}, "callbacks")
     logger_config = typed(LoggerConfig, cfg.logger, "logger")
