@@ -17,7 +17,7 @@ from torch import nn
 
 
 class Block(nn.Module):
-    """Pre-norm multi-head attention onto ``keys_values`` plus a residual MLP."""
+    """Pre-norm multi-head attention onto ``keys_values`` plus a residual MLP (none if ``mlp_ratio`` is 0)."""
 
     def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: int, dropout: float) -> None:
         super().__init__()
@@ -28,8 +28,9 @@ class Block(nn.Module):
         self.query = nn.Linear(E, E)
         self.key_value = nn.Linear(E, 2 * E)
         self.out = nn.Linear(E, E)
-        self.norm_mlp = nn.LayerNorm(E)
-        self.mlp = nn.Sequential(nn.Linear(E, mlp_ratio * E), nn.GELU(), nn.Linear(mlp_ratio * E, E))
+        self.norm_mlp = nn.LayerNorm(E) if mlp_ratio else None
+        self.mlp = nn.Sequential(nn.Linear(E, mlp_ratio * E), nn.GELU(), nn.Linear(mlp_ratio * E, E)) \
+            if mlp_ratio else None
 
     def keys_values(self, h_BKE: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, H, K, D) keys and values of tokens ``h_BKE``."""
@@ -46,6 +47,8 @@ class Block(nn.Module):
         a_BHSD = F.scaled_dot_product_attention(q_BHSD, k_BHKD, v_BHKD,
                                                 dropout_p=self.dropout if self.training else 0.0)
         h_BSE = h_BSE + self.out(a_BHSD.transpose(1, 2).reshape(B, S, E))
+        if self.mlp is None:
+            return h_BSE
         return h_BSE + F.dropout(self.mlp(self.norm_mlp(h_BSE)), self.dropout, self.training)
 
     def self_attend(self, h_BSE: torch.Tensor) -> torch.Tensor:

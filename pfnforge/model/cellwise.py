@@ -8,8 +8,8 @@ Every cell is a token: its standardised value and missing indicator, embedded, p
 its column position (so the model can tell columns apart while treating them alike: permuting the columns,
 with their embeddings, permutes nothing else). The target is one more column: its cell holds the embedded
 target for training rows and a learned "to predict" vector for query rows. Each layer attends across the G
-cells of a row, then across rows within each column (every row onto the training rows only), each attention
-followed by an MLP. The query rows' target cells are the output. No feature cap: memory is the limit.
+cells of a row, then across rows within each column (every row onto the training rows only), then applies
+an MLP to every cell. The query rows' target cells are the output. No feature cap: memory is the limit.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class CellwiseConfig(ArchitectureConfig):
     embed_dim: int = 96
     """Cell token width E."""
     num_layers: int = 4
-    """Layers, each: attention across a row's cells, attention across a column's rows, MLP."""
+    """Layers, each: attention across a row's cells, attention across a column's rows, one MLP."""
     num_heads: int = 4
     """Attention heads H (must divide embed_dim)."""
     mlp_ratio: int = 2
@@ -52,11 +52,12 @@ class CellwiseConfig(ArchitectureConfig):
 
 
 class CellLayer(nn.Module):
-    """Attention across the cells of a row, then across the rows of each column (onto context rows)."""
+    """Attention across the cells of a row, then across the rows of each column (onto context rows), then an
+    MLP per cell."""
 
     def __init__(self, config: CellwiseConfig) -> None:
         super().__init__()
-        self.across_features = Block(config.embed_dim, config.num_heads, config.mlp_ratio, config.dropout)
+        self.across_features = Block(config.embed_dim, config.num_heads, 0, config.dropout)  # MLP comes after
         self.across_rows = Block(config.embed_dim, config.num_heads, config.mlp_ratio, config.dropout)
 
     def forward(self, h_BRGE: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor] | None
@@ -123,10 +124,9 @@ class CellwisePFN(Architecture):
         return num_datasets * num_rows * (num_features + 1)
 
     def training_flops(self, num_datasets: int, num_rows: int, num_train_rows: int, num_features: int) -> float:
-        """Per layer and cell: two attention blocks' projections and one MLP each; scores of a row's G cells
-        and of each cell onto the T context cells of its column; 3× the forward."""
+        """Per layer and cell: two attentions' projections and one MLP; scores of a row's G cells and of each
+        cell onto the T context cells of its column; 3× the forward."""
         c = self.config
         E, G, T = c.embed_dim, num_features + 1, num_train_rows
-        block = 2 * (4 * E * E + 2 * c.mlp_ratio * E * E)
-        per_cell = 2 * block + 4 * G * E + 4 * T * E
+        per_cell = 2 * (8 * E * E + 2 * c.mlp_ratio * E * E) + 4 * G * E + 4 * T * E
         return 3.0 * num_datasets * c.num_layers * num_rows * G * per_cell
