@@ -155,5 +155,5 @@ def test_presets_name_their_architecture(preset):
 
 
 def test_an_out_of_range_model_field_is_refused_with_its_name():
-    with pytest.raises(ConfigError, match="num_heads=3 must divide model.embed_dim=32"):
+    with pytest.raises(ConfigError, match=r"num_heads=3 must divide model\.embed_dim=32"):
         to_model_config(compose_train_config(["model=cellwise_tiny", "model.num_heads=3"]).model)
