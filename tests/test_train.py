@@ -167,10 +167,14 @@ EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parent.parent / "configs" /
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_runs_a_step_on_cpu(experiment, tmp_path):
-    cfg = _config(tmp_path, experiment, f"+experiment={experiment}", "trainer=cpu", "model=tiny",
-                  "model.embed_dim=32", "trainer.max_steps=2", "trainer.val_check_interval=2",
-                  "data.stream.num_datasets=2", "data.stream.num_rows.low=20", "data.stream.num_rows.high=20",
-                  "data.num_val_batches=1", "trainer.enable_progress_bar=false")
+    architecture = experiment.rsplit("_", 1)[-1]
+    model = [f"model={architecture}_tiny"] if architecture in ("cellwise", "colrow") \
+        else ["model=tiny", "model.embed_dim=32"]
+    cfg = compose_train_config([
+        f"paths.output_dir={tmp_path / experiment}", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        "data.num_workers=0", "trainer.enable_progress_bar=false", f"+experiment={experiment}", "trainer=cpu",
+        *model, "trainer.max_steps=2", "trainer.val_check_interval=2", "data.stream.num_datasets=2",
+        "data.stream.num_rows.low=20", "data.stream.num_rows.high=20", "data.num_val_batches=1"])
     out = run_training(cfg)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
 

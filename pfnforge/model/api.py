@@ -5,14 +5,15 @@ Legend: B datasets, R rows, T training (context) rows, Q query (test) rows, F fe
 C classes, N buckets of the regression head.
 
 An architecture is an ``Architecture`` subclass with a ``name`` (its entry point in the ``pfnforge.models``
-group) and a nested ``Config`` dataclass subclassing ``ArchitectureConfig``. It implements two steps:
+group) and a nested ``Config`` dataclass subclassing ``ArchitectureConfig``. It implements one pass,
+``_embed``: the first rows are the context (their targets given), the rest are query rows that attend to the
+context only; it returns the query rows' final embeddings and the context's per-layer state (keys and values).
+Given a saved state instead, every row is a query row reading that state.
 
-- ``_encode_context``: what the training rows contribute (each layer's keys and values), computed once;
-- ``_encode_queries``: the query rows' final embeddings, attending to that context only.
-
-Test rows never influence training rows, so the two steps give exactly what one pass over all rows would:
-``forward`` runs both for training, and a fitted estimator keeps the ``Context`` of its training rows and runs
-only new query rows at ``predict``. Features and targets are standardised per dataset with the training rows'
+Query rows never influence context rows, so running the context once and query rows later gives exactly what
+one pass over all rows gives: ``forward`` is the one pass (for training: each layer runs once, as FSDP wants),
+and a fitted estimator keeps the ``Context`` of its training rows and runs only new query rows at ``predict``.
+Features and targets are standardised per dataset with the training rows'
 NaN-aware statistics (the same in training and inference); missing cells become 0 plus an indicator.
 """
 
@@ -159,14 +160,13 @@ class Architecture(nn.Module):
         del self._borders
 
     # -- what an architecture implements --------------------------------------------------------------------
-    def _encode_context(self, x_BTF: torch.Tensor, missing_BTF: torch.Tensor, y_BT: torch.Tensor,
-                        is_classification: bool) -> dict[str, Any]:
-        """The per-layer state of the training rows (standardised ``x``, 0 where missing; ``y`` standardised
-        for regression, class indices for classification)."""
-        raise NotImplementedError
-
-    def _encode_queries(self, state: dict[str, Any], x_BQF: torch.Tensor, missing_BQF: torch.Tensor) -> torch.Tensor:
-        """(B, Q, width) final, normalised embeddings of the query rows, attending to ``state`` only."""
+    def _embed(self, x_BRF: torch.Tensor, missing_BRF: torch.Tensor, y_BT: torch.Tensor,
+               state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """One pass. With ``state`` ``None``, rows ``:T`` (T = ``y_BT.shape[1]`` >= 1) are the context and
+        the rest query rows; with a ``state``, ``y_BT`` is empty and every row is a query row reading it.
+        ``x`` is standardised, 0 where missing; ``y`` standardised for regression, class indices for
+        classification. Returns the (B, R - T, width) final, normalised embeddings of the query rows and the
+        context's state (the given one, or the one computed)."""
         raise NotImplementedError
 
     def training_flops(self, num_datasets: int, num_rows: int, num_train_rows: int, num_features: int) -> float:
@@ -212,7 +212,7 @@ class Architecture(nn.Module):
         x_BTF, missing_BTF = self._standardised(x_BTF, mean_B1F, std_B1F)
         y_mean_B1, y_std_B1 = target_scale(y_BT, self.config.enable_standardization)
         y_in_BT = y_BT if is_classification else (y_BT - y_mean_B1) / y_std_B1
-        state = self._encode_context(x_BTF, missing_BTF, y_in_BT, is_classification)
+        _, state = self._embed(x_BTF, missing_BTF, y_in_BT, None)
         return Context(num_train_rows=x_BTF.shape[1], is_classification=is_classification, x_mean_B1F=mean_B1F,
                        x_std_B1F=std_B1F, y_mean_B1=y_mean_B1, y_std_B1=y_std_B1, state=state)
 
@@ -221,12 +221,17 @@ class Architecture(nn.Module):
         if x_BQF.shape[-1] != context.x_mean_B1F.shape[-1]:
             raise ConfigError(f"query rows have {x_BQF.shape[-1]} features; the context rows had "
                               f"{context.x_mean_B1F.shape[-1]}")
-        head = self.classification_head if context.is_classification else self.regression_head
-        if head is None:
-            kind = "classification" if context.is_classification else "regression"
-            raise ConfigError(f"this model has no {kind} head: train it on a prior with {kind} datasets")
+        head = self._head(context.is_classification)
         x_BQF, missing_BQF = self._standardised(x_BQF, context.x_mean_B1F, context.x_std_B1F)
-        return head(self._encode_queries(context.state, x_BQF, missing_BQF))
+        h_BQE, _ = self._embed(x_BQF, missing_BQF, x_BQF.new_zeros(x_BQF.shape[0], 0), context.state)
+        return head(h_BQE)
+
+    def _head(self, is_classification: bool) -> nn.Linear:
+        head = self.classification_head if is_classification else self.regression_head
+        if head is None:
+            kind = "classification" if is_classification else "regression"
+            raise ConfigError(f"this model has no {kind} head: train it on a prior with {kind} datasets")
+        return head
 
     def forward(self, x_BRF: torch.Tensor, y_BR: torch.Tensor, num_train_rows: int,
                 is_classification: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -234,8 +239,14 @@ class Architecture(nn.Module):
         T, R = num_train_rows, x_BRF.shape[1]
         if not 1 <= T < R:
             raise ConfigError(f"the split point {T} must leave at least one training and one test row of {R}")
-        context = self.encode_context(x_BRF[:, :T], y_BR[:, :T], is_classification)
-        return self.predict_from_context(context, x_BRF[:, T:]), context.y_mean_B1, context.y_std_B1
+        self.check_inputs(x_BRF.shape[-1])
+        head = self._head(is_classification)
+        mean_B1F, std_B1F = feature_moments(x_BRF[:, :T], torch.isnan(x_BRF[:, :T]))
+        x_BRF, missing_BRF = self._standardised(x_BRF, mean_B1F, std_B1F)
+        y_mean_B1, y_std_B1 = target_scale(y_BR[:, :T], self.config.enable_standardization)
+        y_in_BT = y_BR[:, :T] if is_classification else (y_BR[:, :T] - y_mean_B1) / y_std_B1
+        h_BQE, _ = self._embed(x_BRF, missing_BRF, y_in_BT, None)
+        return head(h_BQE), y_mean_B1, y_std_B1
 
     def test_log_likelihood(self, x_BRF: torch.Tensor, y_BR: torch.Tensor, num_train_rows: int,
                             num_classes: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,10 @@ onto given keys and values, then an MLP.
 Legend: S tokens of a set (batched over any leading dims folded into B), K key/value tokens, E width,
 H heads, D = E / H.
 
-Keys and values come from ``keys_values`` of the tokens being attended to, so a caller chooses who sees whom:
-a set attending to itself (``block(h, block.keys_values(h))``), query rows to cached context rows, inducing
-points to a column's cells.
+Tokens attend to given keys and values (query rows to cached context rows, inducing points to a column's
+cells), or, given none, to the first ``num_context`` of their own tokens (all of them by default): context rows
+then attend to each other and the rest to the context only. Everything goes through ``forward``, so a block
+sharded by FSDP gathers its parameters exactly once per pass.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ class Block(nn.Module):
         H = self.num_heads
         return (k_BKE.reshape(B, K, H, E // H).transpose(1, 2), v_BKE.reshape(B, K, H, E // H).transpose(1, 2))
 
-    def forward(self, h_BSE: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, h_BSE: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor] | None = None,
+                num_context: int | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The updated tokens, and the keys and values they attended to (computed from
+        ``h_BSE[:, :num_context]`` when ``keys_values`` is ``None``)."""
+        if keys_values is None:
+            keys_values = self.keys_values(h_BSE[:, :num_context])
         B, S, E = h_BSE.shape
         H = self.num_heads
         q_BHSD = self.query(self.norm_attention(h_BSE)).view(B, S, H, E // H).transpose(1, 2)
@@ -47,13 +53,9 @@ class Block(nn.Module):
         a_BHSD = F.scaled_dot_product_attention(q_BHSD, k_BHKD, v_BHKD,
                                                 dropout_p=self.dropout if self.training else 0.0)
         h_BSE = h_BSE + self.out(a_BHSD.transpose(1, 2).reshape(B, S, E))
-        if self.mlp is None:
-            return h_BSE
-        return h_BSE + F.dropout(self.mlp(self.norm_mlp(h_BSE)), self.dropout, self.training)
-
-    def self_attend(self, h_BSE: torch.Tensor) -> torch.Tensor:
-        """Every token of a set attends to every token of the same set."""
-        return self(h_BSE, self.keys_values(h_BSE))
+        if self.mlp is not None:
+            h_BSE = h_BSE + F.dropout(self.mlp(self.norm_mlp(h_BSE)), self.dropout, self.training)
+        return h_BSE, keys_values
 
 
 def feature_embeddings(num_features: int, width: int, seed: int, device: torch.device | str) -> torch.Tensor:

@@ -60,16 +60,14 @@ class CellLayer(nn.Module):
         self.across_features = Block(config.embed_dim, config.num_heads, 0, config.dropout)  # MLP comes after
         self.across_rows = Block(config.embed_dim, config.num_heads, config.mlp_ratio, config.dropout)
 
-    def forward(self, h_BRGE: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor] | None
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``keys_values``: the context rows' (B·G, H, T, D) keys and values; ``None``: these rows are the
-        context, and theirs are returned."""
+    def forward(self, h_BRGE: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor] | None,
+                num_context: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``keys_values``: the context rows' (B·G, H, T, D) keys and values; ``None``: rows ``:num_context``
+        are the context, and theirs are computed and returned."""
         B, R, G, E = h_BRGE.shape
-        h_BRGE = self.across_features.self_attend(h_BRGE.reshape(B * R, G, E)).view(B, R, G, E)
+        h_BRGE = self.across_features(h_BRGE.reshape(B * R, G, E))[0].view(B, R, G, E)
         h_BGRE = h_BRGE.transpose(1, 2).reshape(B * G, R, E)
-        if keys_values is None:
-            keys_values = self.across_rows.keys_values(h_BGRE)
-        h_BGRE = self.across_rows(h_BGRE, keys_values)
+        h_BGRE, keys_values = self.across_rows(h_BGRE, keys_values, num_context)
         return h_BGRE.view(B, G, R, E).transpose(1, 2), keys_values
 
 
@@ -104,21 +102,18 @@ class CellwisePFN(Architecture):
             cells_BRFE = cells_BRFE + columns_FE
         return torch.cat([cells_BRFE, target_BRE.unsqueeze(2)], 2)
 
-    def _encode_context(self, x_BTF: torch.Tensor, missing_BTF: torch.Tensor, y_BT: torch.Tensor,
-                        is_classification: bool) -> dict[str, Any]:
-        h_BTGE = self._cells(x_BTF, missing_BTF, self.encode_y(y_BT.unsqueeze(-1)))
+    def _embed(self, x_BRF: torch.Tensor, missing_BRF: torch.Tensor, y_BT: torch.Tensor,
+               state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
+        B, R, _ = x_BRF.shape
+        T = y_BT.shape[1]
+        target_BRE = torch.cat([self.encode_y(y_BT.unsqueeze(-1)), self.target_to_predict.expand(B, R - T, -1)], 1)
+        h_BRGE = self._cells(x_BRF, missing_BRF, target_BRE)
+        given = state["keys_values"] if state is not None else [None] * len(self.layers)
         keys_values = []
-        for layer in self.layers:
-            h_BTGE, kv = self.run_layer(layer, h_BTGE, None)
+        for layer, kv in zip(self.layers, given, strict=True):
+            h_BRGE, kv = self.run_layer(layer, h_BRGE, kv, T)
             keys_values.append(kv)
-        return {"keys_values": keys_values}
-
-    def _encode_queries(self, state: dict[str, Any], x_BQF: torch.Tensor, missing_BQF: torch.Tensor) -> torch.Tensor:
-        B, Q, _ = x_BQF.shape
-        h_BQGE = self._cells(x_BQF, missing_BQF, self.target_to_predict.expand(B, Q, -1))
-        for layer, kv in zip(self.layers, state["keys_values"], strict=True):
-            h_BQGE, _ = self.run_layer(layer, h_BQGE, kv)
-        return self.norm(h_BQGE[:, :, -1])
+        return self.norm(h_BRGE[:, T:, -1]), {"keys_values": keys_values}
 
     def tokens(self, num_datasets: int, num_rows: int, num_features: int) -> int:
         return num_datasets * num_rows * (num_features + 1)

@@ -78,13 +78,15 @@ class InducedColumn(nn.Module):
         self.read_column = Block(E, config.num_heads, config.mlp_ratio, config.dropout)
         self.read_summary = Block(E, config.num_heads, config.mlp_ratio, config.dropout)
 
-    def summary(self, h_NTE: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of the column summary (N = B·F columns): the inducing points after reading the
-        column's context cells."""
-        points_NIE = self.read_column(self.inducing.expand(h_NTE.shape[0], -1, -1), self.read_column.keys_values(h_NTE))
-        return self.read_summary.keys_values(points_NIE)
-
-    def forward(self, h_NRE: torch.Tensor, summary: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, h_NRE: torch.Tensor, summary: tuple[torch.Tensor, torch.Tensor] | None,
+                num_context: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Every cell reads the column summary: the keys and values of the inducing points after they read the
+        column's context cells (rows ``:num_context``; N = B·F columns), computed and returned when
+        ``summary`` is ``None``."""
+        if summary is None:
+            points_NIE, _ = self.read_column(self.inducing.expand(h_NRE.shape[0], -1, -1),
+                                             self.read_column.keys_values(h_NRE[:, :num_context]))
+            summary = self.read_summary.keys_values(points_NIE)
         return self.read_summary(h_NRE, summary)
 
 
@@ -117,43 +119,39 @@ class ColrowPFN(Architecture):
                                   self.config.feature_embedding_seed, device)
 
     def _row_vectors(self, x_BRF: torch.Tensor, missing_BRF: torch.Tensor,
-                     summaries: list[tuple[torch.Tensor, torch.Tensor]] | None
+                     summaries: list[tuple[torch.Tensor, torch.Tensor]] | None, num_context: int
                      ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """(B, R, W) row vectors; ``summaries``: the context's column summaries (``None``: these rows are the
-        context, and theirs are returned)."""
+        """(B, R, W) row vectors, and the column summaries they read: ``summaries`` if given, else those of
+        rows ``:num_context``."""
         B, R, F = x_BRF.shape
         E, K = self.config.cell_dim, self.config.num_cls
         cells_BRFE = self.encode_cell(torch.stack([x_BRF, missing_BRF.to(x_BRF.dtype)], -1))
         h_NRE = cells_BRFE.permute(0, 2, 1, 3).reshape(B * F, R, E)  # one set per column
+        given = summaries if summaries is not None else [None] * len(self.columns)
         computed = []
-        for i, column in enumerate(self.columns):
-            summary = column.summary(h_NRE) if summaries is None else summaries[i]
+        for column, summary in zip(self.columns, given, strict=True):
+            h_NRE, summary = self.run_layer(column, h_NRE, summary, num_context)
             computed.append(summary)
-            h_NRE = self.run_layer(column, h_NRE, summary)
         h_BRFE = h_NRE.view(B, F, R, E).transpose(1, 2)
         if self.encode_column is not None:
             h_BRFE = h_BRFE + self.encode_column(self.feature_embeddings(F, x_BRF.device).to(x_BRF.dtype))
         h_SGE = torch.cat([self.cls.expand(B, R, K, E), h_BRFE], 2).reshape(B * R, K + F, E)
         for row in self.rows:
-            h_SGE = self.run_layer(row.self_attend, h_SGE)
+            h_SGE, _ = self.run_layer(row, h_SGE)
         return self.norm_row(h_SGE[:, :K].reshape(B, R, K * E)), computed
 
-    def _encode_context(self, x_BTF: torch.Tensor, missing_BTF: torch.Tensor, y_BT: torch.Tensor,
-                        is_classification: bool) -> dict[str, Any]:
-        rows_BTW, summaries = self._row_vectors(x_BTF, missing_BTF, None)
-        h_BTW = rows_BTW + self.encode_y(y_BT.unsqueeze(-1))
+    def _embed(self, x_BRF: torch.Tensor, missing_BRF: torch.Tensor, y_BT: torch.Tensor,
+               state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
+        T = y_BT.shape[1]
+        rows_BRW, summaries = self._row_vectors(x_BRF, missing_BRF,
+                                                state["column_summaries"] if state is not None else None, T)
+        h_BRW = torch.cat([rows_BRW[:, :T] + self.encode_y(y_BT.unsqueeze(-1)), rows_BRW[:, T:]], 1)
+        given = state["keys_values"] if state is not None else [None] * len(self.layers)
         keys_values = []
-        for layer in self.layers:
-            kv = layer.keys_values(h_BTW)
+        for layer, kv in zip(self.layers, given, strict=True):
+            h_BRW, kv = self.run_layer(layer, h_BRW, kv, T)
             keys_values.append(kv)
-            h_BTW = self.run_layer(layer, h_BTW, kv)
-        return {"column_summaries": summaries, "keys_values": keys_values}
-
-    def _encode_queries(self, state: dict[str, Any], x_BQF: torch.Tensor, missing_BQF: torch.Tensor) -> torch.Tensor:
-        h_BQW, _ = self._row_vectors(x_BQF, missing_BQF, state["column_summaries"])
-        for layer, kv in zip(self.layers, state["keys_values"], strict=True):
-            h_BQW = self.run_layer(layer, h_BQW, kv)
-        return self.norm(h_BQW)
+        return self.norm(h_BRW[:, T:]), {"column_summaries": summaries, "keys_values": keys_values}
 
     def shard_units(self) -> list[nn.Module]:
         return [*self.columns, *self.rows, *self.layers]

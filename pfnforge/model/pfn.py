@@ -66,21 +66,17 @@ class PFN(Architecture):
         tokens_BR2F = torch.cat([F.pad(x_BRF, (0, pad)), F.pad(missing_BRF.to(x_BRF.dtype), (0, pad))], -1)
         return self.encode_x(tokens_BR2F)
 
-    def _encode_context(self, x_BTF: torch.Tensor, missing_BTF: torch.Tensor, y_BT: torch.Tensor,
-                        is_classification: bool) -> dict[str, Any]:
-        h_BTE = self._row_tokens(x_BTF, missing_BTF) + self.encode_y(y_BT.unsqueeze(-1))
-        keys_values = []
-        for layer in self.layers:
-            kv = layer.keys_values(h_BTE)  # (B, H, T, D) each: what query rows read in this layer
+    def _embed(self, x_BRF: torch.Tensor, missing_BRF: torch.Tensor, y_BT: torch.Tensor,
+               state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
+        T = y_BT.shape[1]
+        h_BRE = self._row_tokens(x_BRF, missing_BRF)
+        h_BRE = torch.cat([h_BRE[:, :T] + self.encode_y(y_BT.unsqueeze(-1)), h_BRE[:, T:]], 1)
+        given = state["keys_values"] if state is not None else [None] * len(self.layers)
+        keys_values = []  # per layer, (B, H, T, D) each: what query rows read
+        for layer, kv in zip(self.layers, given, strict=True):
+            h_BRE, kv = self.run_layer(layer, h_BRE, kv, T)
             keys_values.append(kv)
-            h_BTE = self.run_layer(layer, h_BTE, kv)
-        return {"keys_values": keys_values}
-
-    def _encode_queries(self, state: dict[str, Any], x_BQF: torch.Tensor, missing_BQF: torch.Tensor) -> torch.Tensor:
-        h_BQE = self._row_tokens(x_BQF, missing_BQF)
-        for layer, kv in zip(self.layers, state["keys_values"], strict=True):
-            h_BQE = self.run_layer(layer, h_BQE, kv)
-        return self.norm(h_BQE)
+        return self.norm(h_BRE[:, T:]), {"keys_values": keys_values}
 
     def training_flops(self, num_datasets: int, num_rows: int, num_train_rows: int, num_features: int) -> float:
         """Matrix products: query, output and MLP projections of every row, key/value projections of the

@@ -52,13 +52,13 @@ class KernelPFN(Architecture):
                                nn.functional.pad(missing_BRF.to(x_BRF.dtype), (0, pad))], -1)
         return self.encode_x(both_BR2F)
 
-    def _encode_context(self, x_BTF: torch.Tensor, missing_BTF: torch.Tensor, y_BT: torch.Tensor,
-                        is_classification: bool) -> dict[str, Any]:
-        h_BTE = self._rows(x_BTF, missing_BTF) + self.encode_y(y_BT.unsqueeze(-1))
-        return {"keys_values": self.layers[0].keys_values(h_BTE)}
-
-    def _encode_queries(self, state: dict[str, Any], x_BQF: torch.Tensor, missing_BQF: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.layers[0](self._rows(x_BQF, missing_BQF), state["keys_values"]))
+    def _embed(self, x_BRF: torch.Tensor, missing_BRF: torch.Tensor, y_BT: torch.Tensor,
+               state: dict[str, Any] | None) -> tuple[torch.Tensor, dict[str, Any]]:
+        T = y_BT.shape[1]
+        h_BRE = self._rows(x_BRF, missing_BRF)
+        h_BRE = torch.cat([h_BRE[:, :T] + self.encode_y(y_BT.unsqueeze(-1)), h_BRE[:, T:]], 1)
+        h_BRE, kv = self.layers[0](h_BRE, state["keys_values"] if state is not None else None, T)
+        return self.norm(h_BRE[:, T:]), {"keys_values": kv}
 
     def training_flops(self, num_datasets: int, num_rows: int, num_train_rows: int, num_features: int) -> float:
         E = self.config.embed_dim
