@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -108,21 +109,64 @@ def _small_regressor() -> PFNRegressor:
     return PFNRegressor(_small().model)
 
 
-def test_limits_of_the_model_are_errors_naming_the_fix():
+def test_beyond_the_limits_the_defaults_subsample_and_say_so_once():
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(80, 6)), rng.integers(0, 2, 80)
+    with pytest.warns(UserWarning, match="pretraining limits") as caught:
+        model = _small().set_params(n_estimators=3).fit(X, y)
+    limit_warnings = [w for w in caught if "pretraining limits" in str(w.message)]
+    assert len(limit_warnings) == 1
+    message = str(limit_warnings[0].message)
+    assert "80 training rows > the 50" in message and "6 informative features > the 4" in message
+    assert "subsample_train_rows=False" in message and "ignore_pretraining_limits=True" in message
+    assert all(len(m.rows) == 50 for m in model.ensemble_.members)
+    assert model.ensemble_.x_train_MTF.shape == (3, 50, 4)
+    assert model.predict_proba(rng.normal(size=(5, 6))).shape == (5, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # within the limits: not a word
+        _small().fit(X[:30, :3], y[:30])
+
+
+def test_explicit_refusals_name_the_fix():
     rng = np.random.default_rng(5)
     with pytest.raises(InputError, match=r"6 informative \(non-constant\) features; this model takes at most 4: "
                                          r"pass subsample_features=True"):
-        _small().fit(rng.normal(size=(30, 6)), rng.integers(0, 2, 30))
-    wide = _small().set_params(subsample_features=True).fit(rng.normal(size=(30, 6)), rng.integers(0, 2, 30))
-    assert wide.predict_proba(rng.normal(size=(5, 6))).shape == (5, 2)
+        _small().set_params(subsample_features=False).fit(rng.normal(size=(30, 6)), rng.integers(0, 2, 30))
     with pytest.raises(InputError, match=r"80 training rows; .* at most 50 rows: pass subsample_train_rows=True.*"
                                          r"ignore_pretraining_limits=True"):
-        _small().fit(rng.normal(size=(80, 2)), rng.integers(0, 2, 80))
-    _small().set_params(ignore_pretraining_limits=True).fit(rng.normal(size=(80, 2)), rng.integers(0, 2, 80))
+        _small().set_params(subsample_train_rows=False).fit(rng.normal(size=(80, 2)), rng.integers(0, 2, 80))
+    everything = _small().set_params(ignore_pretraining_limits=True).fit(rng.normal(size=(80, 2)),
+                                                                          rng.integers(0, 2, 80))
+    assert everything.ensemble_.x_train_MTF.shape[1] == 80
     with pytest.raises(InputError, match="feature_reduction='svd' is unknown: choose one of subsample, pca, mixed"):
         _small().set_params(feature_reduction="svd").fit(rng.normal(size=(30, 2)), rng.integers(0, 2, 30))
-    with pytest.raises(InputError, match=r"5 classes; this model handles at most 3: .*OneVsRestClassifier"):
-        _small().fit(rng.normal(size=(30, 2)), np.arange(30) % 5)
+
+
+def test_more_classes_than_the_head_are_coded_onto_groups():
+    rng = np.random.default_rng(8)
+    centers = rng.normal(size=(7, 2)) * 6
+    labels = np.arange(140) % 7
+    X = centers[labels] + rng.normal(size=(140, 2)) * 0.3
+    with pytest.warns(UserWarning, match="7 classes > the 3 of its head"):
+        model = _small().set_params(n_estimators=2).fit(X[:100], labels[:100])
+    codes = np.stack([m.class_permutation for m in model.ensemble_.members])
+    assert codes.max() < 3 and len(codes) >= 8  # never fewer members than it takes to tell classes apart
+    assert all(np.bincount(code).max() - np.bincount(code).min() <= 1 for code in codes)  # balanced groups
+    words = {tuple(column) for column in codes.T}
+    assert len(words) == 7  # every class its own code word
+    proba = model.predict_proba(X[100:])
+    assert proba.shape == (40, 7) and np.allclose(proba.sum(1), 1)
+    assert len(np.unique(proba.argmax(1))) > 1  # the classes are told apart, not collapsed onto groups
+
+
+def test_the_bundled_classifier_separates_more_classes_than_its_head():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(15, 3)) * 5  # 15 well-separated classes; the head has 10
+    labels = np.arange(300) % 15
+    X = centers[labels] + rng.normal(size=(300, 3)) * 0.5
+    with pytest.warns(UserWarning, match="15 classes > the 10"):
+        model = PFNClassifier(n_estimators=2).fit(X[:200], labels[:200])
+    assert (model.predict(X[200:]) == labels[200:]).mean() > 0.9  # groups alone could name at most 10 of 15
 
 
 def test_constant_columns_are_never_shown_and_do_not_count_against_the_limit():
@@ -220,9 +264,9 @@ def test_predict_command_writes_predictions_and_exits_2_on_bad_input(tmp_path, c
     assert bad.returncode == 2 and "--target 'nope' is not a column" in bad.stderr
 
 
-def test_predict_command_reaches_wide_and_long_data_with_its_flags(tmp_path, cli_env):
-    """The bundled classifier takes 20 features and 300 training rows: beyond them the command names its own
-    flag, and with the flags it predicts."""
+def test_predict_command_takes_wide_and_long_data_by_default_and_refuses_on_request(tmp_path, cli_env):
+    """The bundled classifier takes 20 features and 300 training rows: beyond them the command subsamples and
+    says so; with --no-subsample-* it refuses, naming its own flag."""
     rng = np.random.default_rng(7)
     X = rng.normal(size=(400, 30))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
@@ -231,14 +275,16 @@ def test_predict_command_reaches_wide_and_long_data_with_its_flags(tmp_path, cli
     frame[350:].to_csv(tmp_path / "test.csv", index=False)
     run = [sys.executable, "-m", "pfnforge.cli", "predict", "--train", str(tmp_path / "train.csv"), "--target",
            "label", "--test", str(tmp_path / "test.csv"), "--out", str(tmp_path / "p.csv")]
-    refused = subprocess.run(run, capture_output=True, text=True, env=cli_env, timeout=120)
-    assert refused.returncode == 2 and "--subsample-train-rows" in refused.stderr
-    wide = subprocess.run([*run, "--subsample-train-rows"], capture_output=True, text=True, env=cli_env, timeout=120)
-    assert wide.returncode == 2 and "--subsample-features" in wide.stderr
-    done = subprocess.run([*run, "--subsample-train-rows", "--subsample-features", "--feature-reduction", "pca"],
-                          capture_output=True, text=True, env=cli_env, timeout=120)
+    done = subprocess.run(run, capture_output=True, text=True, env=cli_env, timeout=120)
     assert done.returncode == 0, done.stderr
+    assert "350 training rows > the 300" in done.stderr and "30 informative features > the 20" in done.stderr
     assert (pd.read_csv(tmp_path / "p.csv")["prediction"] == y[350:]).mean() > 0.8
+    refused = subprocess.run([*run, "--no-subsample-train-rows"], capture_output=True, text=True, env=cli_env,
+                             timeout=120)
+    assert refused.returncode == 2 and "--subsample-train-rows" in refused.stderr
+    narrow = subprocess.run([*run, "--no-subsample-features"], capture_output=True, text=True, env=cli_env,
+                            timeout=120)
+    assert narrow.returncode == 2 and "--subsample-features" in narrow.stderr
 
 
 def test_bar_quantiles_invert_the_numerically_integrated_density():

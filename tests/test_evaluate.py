@@ -91,16 +91,17 @@ def test_pfn_and_baselines_are_scored_on_every_split_and_logged(data_dir, random
         outcome.run_id)}
 
 
-def test_a_pfn_beyond_its_limits_gets_an_error_row_not_a_crash(data_dir, tmp_path):
+def test_a_pfn_beyond_its_limits_subsamples_by_default_and_refusals_are_error_rows(data_dir, tmp_path):
     small = build_random_pfn(ModelConfig(embed_dim=16, num_layers=1, num_heads=2, max_features=4, num_buckets=10),
                              max_rows=10)
-    outcome = evaluate_on_data(small, data_dir, tmp_path, EvaluateConfig(repeats=1, baselines=["linear"]),
+    outcome = evaluate_on_data(small, data_dir, tmp_path, EvaluateConfig(repeats=1, baselines=["linear"],
+                                                                         subsample_train_rows=False),
                                tracking=Tracking(tracking_uri=None))
     rows = outcome.table.set_index(["dataset", "method"])
     assert "10 rows" in rows.loc[("iris", "pfn"), "error"] and np.isnan(rows.loc[("iris", "pfn"), "roc_auc_mean"])
     assert rows.loc[("iris", "logistic_regression"), "roc_auc_mean"] > 0.9
     subsampled = evaluate_on_data(small, data_dir, tmp_path, EvaluateConfig(
-        repeats=1, baselines=["linear"], subsample_train_rows=True), tracking=Tracking(tracking_uri=None))
+        repeats=1, baselines=["linear"]), tracking=Tracking(tracking_uri=None))
     results = pd.read_csv(tmp_path / "results.csv").set_index(["dataset", "method"])
     assert results.loc[("iris", "pfn"), "num_train_rows"] == 10  # the PFN's limit; the baseline gets all 42
     assert results.loc[("iris", "logistic_regression"), "num_train_rows"] == 42

@@ -114,6 +114,23 @@ def test_bad_params_name_the_choices(classifier):
         predict_frame(trained, frame, {"target": "label"})
 
 
+def test_the_served_model_has_the_estimators_defaults_and_their_options(classifier):
+    """Beyond the model's 4 features: subsampled by default, as PFNClassifier() does; the option its own
+    refusal names is accepted through MLflow's parameter schema."""
+    frame = _frame(60, classes=["a", "b"])
+    for i in range(3, 8):
+        frame[f"w{i}"] = np.random.default_rng(i).normal(size=60)  # 8 informative features
+    model = mlflow.pyfunc.load_model("models:/pyfunc-classifier@champion")
+    with pytest.warns(UserWarning, match="8 informative features > the 4"):
+        proba = model.predict(frame, params={"n_estimators": 2})
+    x_train, y_train, x_query = _parts(frame)
+    expected = PFNClassifier(load_model(classifier), n_estimators=2).fit(x_train, y_train).predict_proba(x_query)
+    np.testing.assert_allclose(proba.to_numpy(), expected, rtol=1e-6)
+    with pytest.raises(MlflowException, match="pass subsample_features=True") as refused:
+        model.predict(frame, params={"subsample_features": False})
+    assert refused.value.get_http_status_code() == 400
+
+
 def _post(url: str, payload: dict) -> tuple[int, dict]:
     request = urllib.request.Request(f"{url}/invocations", data=json.dumps(payload).encode(),
                                      headers={"Content-Type": "application/json"})

@@ -133,6 +133,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         config = EvaluateConfig(repeats=args.repeats, test_size=args.test_size, seed=args.seed,
                                 n_estimators=args.n_estimators, subsample_train_rows=args.subsample_train_rows,
+                                subsample_features=args.subsample_features,
                                 feature_reduction=args.feature_reduction,
                                 ignore_pretraining_limits=args.ignore_pretraining_limits,
                                 baselines=args.baselines.split(",") if args.baselines else baselines.available())

@@ -18,9 +18,13 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feature-reduction", default="mixed", choices=["subsample", "pca", "mixed"],
                         help="datasets wider than the model takes: a random subset of features per ensemble "
                              "member, the leading principal components, or the two alternating (default)")
-    parser.add_argument("--subsample-train-rows", action="store_true",
+    parser.add_argument("--subsample-features", action=argparse.BooleanOptionalAction, default=True,
+                        help="more informative features than the model takes: reduce them per ensemble member "
+                             "(see --feature-reduction; default; --no-subsample-features refuses such data)")
+    parser.add_argument("--subsample-train-rows", action=argparse.BooleanOptionalAction, default=True,
                         help="more training rows than the model was pretrained on: each ensemble member's context "
-                             "is its own random subset of as many as it was")
+                             "is its own random subset of as many as it was (default; --no-subsample-train-rows "
+                             "refuses such data)")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -43,9 +47,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     predict.add_argument("--ignore-pretraining-limits", action="store_true",
                          help="allow more training rows/features than the model was pretrained on")
-    predict.add_argument("--subsample-features", action="store_true",
-                         help="more informative features than the model takes: reduce them per ensemble member "
-                              "(see --feature-reduction)")
     add_limit_arguments(predict)
     predict.add_argument("--seed", type=int, default=0, help="random_state of the ensemble")
     predict.set_defaults(run=run_predict)

@@ -40,9 +40,9 @@ class EvaluateConfig:
     """On datasets wider than the PFN takes, let each ensemble member see a random subset of features."""
     ignore_pretraining_limits: bool = False
     """Let the PFN take more training rows than it was pretrained on (otherwise: an error row)."""
-    subsample_train_rows: bool = False
+    subsample_train_rows: bool = True
     """Where the training split is larger than the PFN's row limit, give each ensemble member a seeded random
-    subset of that many rows as its context (the baselines train on all of it)."""
+    subset of that many rows as its context (the baselines train on all of it); ``false``: an error row."""
     feature_reduction: str = "mixed"
     """How the PFN's members see datasets wider than it takes: ``subsample``, ``pca`` or ``mixed``."""
 

@@ -3,6 +3,7 @@ fitted context (encoder + ensemble) and the forward pass; target validation."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,9 @@ class _PFNEstimator(BaseEstimator):
 
     def __init__(self, model: Any = None, *, n_estimators: int = 4, random_state: Any = 0, device: str = "cpu",
                  categorical_features: list[int | str] | None = None, transforms: tuple[str, ...] = (
-                     "none", "quantile", "power"), subsample_features: bool = False,
+                     "none", "quantile", "power"), subsample_features: bool = True,
                  ignore_pretraining_limits: bool = False, inference_chunk_rows: int | None = None,
-                 feature_reduction: str = "mixed", subsample_train_rows: bool = False) -> None:
+                 feature_reduction: str = "mixed", subsample_train_rows: bool = True) -> None:
         self.model = model
         self.n_estimators = n_estimators
         self.random_state = random_state
@@ -108,34 +109,56 @@ class _PFNEstimator(BaseEstimator):
             raise InputError(f"X has {len(x_TF)} rows but y has {len(y)}: pass one target per row")
         informative = informative_columns(x_TF)
         self._check_limits((len(x_TF), informative.size), num_classes)
-        limits = self.pfn_.limits
-        max_features = self.pfn_.model.config.max_features if self.ignore_pretraining_limits \
-            else limits["max_features"]
+        limits, config = self.pfn_.limits, self.pfn_.model.config
+        if self.ignore_pretraining_limits:
+            max_features = config.max_features or informative.size  # an uncapped model: every column
+        else:
+            max_features = min(limits["max_features"], config.max_features or limits["max_features"])
         max_rows = limits["max_rows"] if self.subsample_train_rows and not self.ignore_pretraining_limits else None
+        max_classes = min(limits["max_classes"], config.max_classes)
         self.ensemble_ = Ensemble(x_TF, self.encoder_.categorical, num_members=int(self.n_estimators),
                                   max_features=max_features, subsample_features=self.subsample_features,
                                   transforms=tuple(transforms), num_classes=num_classes,
                                   rng=check_random_state(self.random_state),
                                   enable_scaling=self.pfn_.model.config.enable_standardization,
-                                  feature_reduction=reduction, max_rows=max_rows, informative=informative)
+                                  feature_reduction=reduction, max_rows=max_rows, informative=informative,
+                                  max_classes=max_classes)
+        self._warn_beyond_limits(len(x_TF), informative.size, num_classes, max_rows, max_features, max_classes)
         return x_TF
 
+    def _warn_beyond_limits(self, num_rows: int, num_features: int, num_classes: int | None, max_rows: int | None,
+                            max_features: int, max_classes: int) -> None:
+        """One ``UserWarning`` naming each pretraining limit the data exceeds and what the ensemble does."""
+        done = []
+        members = len(self.ensemble_.members)
+        if max_rows is not None and num_rows > max_rows:
+            done.append(f"{num_rows} training rows > the {max_rows} it was pretrained on: each of the {members} "
+                        f"ensemble members learns from its own random {max_rows} (subsample_train_rows=False "
+                        "refuses instead)")
+        if self.subsample_features and num_features > max_features:
+            done.append(f"{num_features} informative features > the {max_features} it takes: each member sees "
+                        f"{max_features} of them or, with feature_reduction={self.feature_reduction!r}, principal "
+                        "components (subsample_features=False refuses instead)")
+        if num_classes is not None and num_classes > max_classes:
+            done.append(f"{num_classes} classes > the {max_classes} of its head: each of {members} members "
+                        f"predicts {max_classes} groups of classes and their code words are combined")
+        if done:
+            warnings.warn("this model's pretraining limits are exceeded: " + "; ".join(done)
+                          + ". Pass ignore_pretraining_limits=True to feed the data as it is.", UserWarning,
+                          stacklevel=4)
+
     def _check_limits(self, shape: tuple[int, int], num_classes: int | None) -> None:
-        """``shape``: training rows and informative (non-constant) features."""
+        """``shape``: training rows and informative (non-constant) features. Refuses only what the options
+        say to refuse (``subsample_*=False``) or what the model cannot take at all."""
         num_rows, num_features = shape
         limits, config = self.pfn_.limits, self.pfn_.model.config
-        max_classes = min(limits["max_classes"], config.max_classes)
-        if num_classes is not None and num_classes > max_classes:
-            raise InputError(f"y has {num_classes} classes; this model handles at most {max_classes}: merge rare "
-                             "classes, wrap it as sklearn.multiclass.OneVsRestClassifier(PFNClassifier()), or use "
-                             "a model trained with a larger model.max_classes")
         if num_rows > limits["max_rows"] and not (self.ignore_pretraining_limits or self.subsample_train_rows):
             raise InputError(f"X has {num_rows} training rows; this model was pretrained on datasets of at most "
                              f"{limits['max_rows']} rows: pass subsample_train_rows=True (each ensemble member's "
                              f"context is a random {limits['max_rows']} of them), use a model trained on larger "
                              "datasets, or pass ignore_pretraining_limits=True to use it anyway")
         trained_features = config.max_features if self.ignore_pretraining_limits else limits["max_features"]
-        if num_features > trained_features and not self.subsample_features:
+        if trained_features is not None and num_features > trained_features and not self.subsample_features:
             raise InputError(f"X has {num_features} informative (non-constant) features; this model takes at most "
                              f"{trained_features}: pass subsample_features=True (each ensemble member sees a random "
                              f"{trained_features}, or with feature_reduction='pca' the leading principal components), "

@@ -1,15 +1,24 @@
 """The ensemble an estimator runs: members that differ in feature order (and subset or projection), class-label
 order, feature transform and (on datasets larger than the model's row limit) training-row subset; their contexts
 (transformed training rows), and the chunked forward pass that averages their predictive distributions. Test rows
-never attend to each other, so chunking the query rows is exact.
+never attend to each other, so chunking the query rows is exact. The members' training rows run through the model
+once: their per-layer keys and values (the model's ``Context``) are kept with the fitted ensemble, up to
+``CONTEXT_CACHE_BYTES``, so ``predict`` only runs the query rows; a refit builds a new ensemble, and pickling
+drops the cache (it is rebuilt on the next ``predict``).
 
 Columns that are constant on the training rows carry no information and are never shown to the model (unless
 every column is constant). Datasets with more informative columns than the model takes are reduced per member:
 ``subsample`` shows each member a random subset, ``pca`` the leading principal components of the member's
 transformed, standardised training rows (TabPFN-style SVD features), ``mixed`` alternates the two over members.
 
+Classification datasets with more classes than the model's head (K > G) are coded: each member maps the K
+classes onto G groups (a balanced random code; at least ``MIN_CODED_MEMBERS`` members, more until every class
+has its own code word), learns and predicts groups, and a class's probability is the
+normalised geometric mean over members of its group's probability shared evenly within the group (log-linear
+pooling of the members' class distributions, as error-correcting output codes do).
+
 Legend: M members, T training rows, Q query rows of one chunk, F features a member shows the model,
-K classes, N buckets.
+K classes, G the model's classes (groups), N buckets.
 """
 
 from __future__ import annotations
@@ -21,7 +30,12 @@ from enum import Enum
 import numpy as np
 import torch
 
-from pfnforge.model.pfn import PFN
+from pfnforge.model.api import Architecture, Context
+
+MIN_CODED_MEMBERS = 8
+"""Fewest ensemble members for a dataset with more classes than the model's head (each sees class groups)."""
+CONTEXT_CACHE_BYTES = 1 << 30
+"""Largest context a fitted ensemble keeps between ``predict`` calls; a larger one is recomputed per call."""
 
 
 class FeatureReduction(str, Enum):
@@ -47,7 +61,8 @@ class Member:
     the columns projected)."""
     transform: FeatureTransform
     class_permutation: np.ndarray | None
-    """Model label of each original class (classification), ``None`` for regression."""
+    """Model label of each original class (classification; with more classes than the model's head, the group
+    of each class), ``None`` for regression."""
     rows: np.ndarray | None = None
     """Training rows this member's context holds (``None``: all)."""
     projection: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -82,6 +97,15 @@ def informative_columns(x_TF: np.ndarray) -> np.ndarray:
     return columns if columns.size else np.arange(x_TF.shape[1])
 
 
+def class_codes(num_classes: int, num_groups: int, num_members: int, rng: np.random.RandomState) -> list[np.ndarray]:
+    """Per member, the group (< ``num_groups``) of each of ``num_classes`` classes: balanced random codes, at
+    least ``MIN_CODED_MEMBERS`` of them, and more until every class has its own code word."""
+    codes = [rng.permutation(num_classes) % num_groups for _ in range(max(num_members, MIN_CODED_MEMBERS))]
+    while len({tuple(word) for word in np.stack(codes).T}) < num_classes:
+        codes.append(rng.permutation(num_classes) % num_groups)
+    return codes
+
+
 class Ensemble:
     """Built at ``fit`` from the encoded training matrix; ``predict`` averages the members' distributions."""
 
@@ -89,14 +113,16 @@ class Ensemble:
                  subsample_features: bool, transforms: tuple[FeatureTransform, ...], num_classes: int | None,
                  rng: np.random.RandomState, enable_scaling: bool = True,
                  feature_reduction: FeatureReduction = FeatureReduction.mixed,
-                 max_rows: int | None = None, informative: np.ndarray | None = None) -> None:
+                 max_rows: int | None = None, informative: np.ndarray | None = None,
+                 max_classes: int | None = None) -> None:
         """``enable_scaling=False`` (models trained without standardisation, whose inputs' scale carries
         information): features reach the model as given, only reordered. ``subsample_features``: reduce
         datasets with more informative columns than ``max_features`` as ``feature_reduction`` says (otherwise
         every informative column is shown). ``max_rows``: each member's context is its own random subset of
         this many training rows where there are more (``None``: all rows); regression members share one subset,
         since averaging bar distributions needs the same targets behind every member. ``informative``: the
-        result of ``informative_columns(x_train_TF)`` where the caller has it already."""
+        result of ``informative_columns(x_train_TF)`` where the caller has it already. ``max_classes``: the
+        model's classes G; more classes than that are coded onto groups (see ``class_codes``)."""
         num_train, num_features = x_train_TF.shape
         self.enable_scaling = enable_scaling
         self.numeric = np.array([j for j in range(num_features) if j not in set(categorical)], dtype=int)
@@ -116,6 +142,12 @@ class Ensemble:
 
         # regression members share one subset: their bucket grids coincide only if their targets do
         shared_rows = draw_rows() if subset and num_classes is None else None
+        self.num_groups = num_classes
+        codes = None
+        if num_classes is not None and max_classes is not None and num_classes > max_classes:
+            self.num_groups = max_classes
+            codes = class_codes(num_classes, max_classes, num_members, rng)
+            num_members = len(codes)
         self.members = []
         for m in range(num_members):
             features = self.informative[rng.permutation(self.informative.size)]
@@ -123,7 +155,7 @@ class Ensemble:
                                 or (feature_reduction is FeatureReduction.mixed and m % 2 == 1))
             if wide and not project:
                 features = features[:max_features]
-            permutation = rng.permutation(num_classes) if num_classes else None
+            permutation = codes[m] if codes is not None else rng.permutation(num_classes) if num_classes else None
             member = Member(features=features, transform=transforms[m % len(transforms)],
                             class_permutation=permutation, rows=draw_rows() if subset and num_classes else shared_rows)
             if project:
@@ -132,7 +164,39 @@ class Ensemble:
         raw = [self._member_features(train_by_kind[m.transform] if m.rows is None
                                      else train_by_kind[m.transform][m.rows], m) for m in self.members]
         self.train_stats = [_moments(x) for x in raw]
-        self.x_train_MTF = np.stack([self._standardise(x, i) for i, x in enumerate(raw)])
+        # C order: a pickle round trip keeps values but not strides, and reductions follow the memory order
+        self.x_train_MTF = np.ascontiguousarray(np.stack([self._standardise(x, i) for i, x in enumerate(raw)]))
+        self._cached: tuple | None = None  # (model, device, y_train_T, Context)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_cached"] = None  # tensors of a model that may not travel with the pickle
+        return state
+
+    @property
+    def context_nbytes(self) -> int:
+        """Memory the kept context holds (0 when none is kept)."""
+        cached = getattr(self, "_cached", None)
+        return cached[3].nbytes if cached is not None else 0
+
+    def context(self, model: Architecture, y_train_T: np.ndarray, *, num_classes: int | None,
+                device: str | torch.device) -> Context:
+        """The members' training rows (targets ``y_train_T``) run through ``model``: kept, and reused while the
+        model, device and targets stay the same."""
+        cached = getattr(self, "_cached", None)
+        if cached is not None and cached[0] is model and cached[1] == str(device) \
+                and np.array_equal(cached[2], y_train_T):
+            return cached[3]
+        classification = num_classes is not None
+        x_train_MTF = torch.from_numpy(self.x_train_MTF).to(device)
+        y_rows = [y_train_T if member.rows is None else y_train_T[member.rows] for member in self.members]
+        y_rows = [member.class_permutation[y.astype(int)] if classification else y
+                  for member, y in zip(self.members, y_rows, strict=True)]
+        y_train_MT = torch.as_tensor(np.stack(y_rows), dtype=torch.float32, device=device)
+        context = model.encode_context(x_train_MTF, y_train_MT, classification)
+        self._cached = (model, str(device), y_train_T.copy(), context) \
+            if context.nbytes <= CONTEXT_CACHE_BYTES else None
+        return context
 
     def _fit(self, kind: FeatureTransform, x_TF: np.ndarray):
         if kind is FeatureTransform.none or self.numeric.size == 0:
@@ -197,17 +261,12 @@ class Ensemble:
         return limit or max(16, (1 << 22) // (M * max(T, 1)))
 
     @torch.inference_mode()
-    def predict(self, model: PFN, y_train_T: np.ndarray, x_query_QF: np.ndarray, *, num_classes: int | None,
+    def predict(self, model: Architecture, y_train_T: np.ndarray, x_query_QF: np.ndarray, *, num_classes: int | None,
                 device: str | torch.device, chunk_rows: int | None = None) -> np.ndarray:
         """(rows, K) averaged class probabilities, or (rows, N) averaged bucket probabilities (standardised
         target units; members share the targets, so their bucket grids coincide)."""
         classification = num_classes is not None
-        x_train_MTF = torch.from_numpy(self.x_train_MTF).to(device)
-        M, T, _ = x_train_MTF.shape
-        y_rows = [y_train_T if member.rows is None else y_train_T[member.rows] for member in self.members]
-        y_rows = [member.class_permutation[y.astype(int)] if classification else y
-                  for member, y in zip(self.members, y_rows, strict=True)]
-        y_train_MT = torch.as_tensor(np.stack(y_rows), dtype=torch.float32, device=device)
+        context = self.context(model, y_train_T, num_classes=num_classes, device=device)
         outputs, step = [], self.chunk_rows(chunk_rows)
         for start in range(0, len(x_query_QF), step):
             chunk = x_query_QF[start:start + step]
@@ -215,14 +274,17 @@ class Ensemble:
             x_query_MQF = torch.from_numpy(np.stack([
                 self._standardise(self._member_features(by_kind[member.transform], member), m)
                 for m, member in enumerate(self.members)])).to(device)
-            x_MRF = torch.cat([x_train_MTF, x_query_MQF], 1)
-            y_MR = torch.cat([y_train_MT, torch.zeros(M, len(chunk), device=device)], 1)
-            logits_MQC, _, _ = model(x_MRF, y_MR, T, classification)
-            if classification:
-                probs_MQK = torch.softmax(logits_MQC[..., :num_classes].float(), -1)
-                order_MK = torch.as_tensor(np.stack([m.class_permutation for m in self.members]), device=device)
-                probs_MQK = probs_MQK.gather(-1, order_MK[:, None, :].expand_as(probs_MQK))
-            else:
-                probs_MQK = torch.softmax(logits_MQC.float(), -1)
-            outputs.append(probs_MQK.mean(0).double().cpu().numpy())
+            logits_MQC = model.predict_from_context(context, x_query_MQF)
+            if not classification:
+                outputs.append(torch.softmax(logits_MQC.float(), -1).mean(0).double().cpu().numpy())
+                continue
+            probs_MQG = torch.softmax(logits_MQC[..., :self.num_groups].float(), -1)
+            order_MK = torch.as_tensor(np.stack([m.class_permutation for m in self.members]), device=device)
+            probs_MQK = probs_MQG.gather(-1, order_MK[:, None, :].expand(-1, len(chunk), -1))
+            if self.num_groups == num_classes:  # one label per class: average the members' distributions
+                outputs.append(probs_MQK.mean(0).double().cpu().numpy())
+                continue
+            sizes_MK = torch.stack([torch.bincount(row, minlength=self.num_groups)[row] for row in order_MK])
+            log_MQK = torch.log((probs_MQK / sizes_MK[:, None, :]).double().clamp_min(1e-300))
+            outputs.append(torch.softmax(log_MQK.mean(0), -1).cpu().numpy())
         return np.concatenate(outputs)

@@ -25,7 +25,8 @@ SPLITS = ("train", "query")
 OUTPUTS = {"classification": ("proba", "class"), "regression": ("mean", "median", "quantiles")}
 DEFAULT_PARAMS: dict[str, Any] = {"target": "target", "task": "auto", "output": "auto",
                                   "quantiles": [0.1, 0.5, 0.9], "categorical_features": [], "n_estimators": 4,
-                                  "random_state": 0}
+                                  "random_state": 0, "subsample_train_rows": True, "subsample_features": True,
+                                  "feature_reduction": "mixed", "ignore_pretraining_limits": False}
 """The parameters ``predict`` accepts (also the model signature's parameter schema), with defaults."""
 
 
@@ -107,7 +108,10 @@ def predict_frame(trained, frame: pd.DataFrame, params: dict[str, Any] | None = 
         raise ConfigError(f"params output={output!r} does not apply to {task}: choose one of "
                           f"{', '.join(('auto', *OUTPUTS[task]))}")
     options = {"n_estimators": int(params["n_estimators"]), "random_state": int(params["random_state"]),
-               "categorical_features": [str(c) for c in np.atleast_1d(params["categorical_features"])] or None}
+               "categorical_features": [str(c) for c in np.atleast_1d(params["categorical_features"])] or None,
+               "feature_reduction": str(params["feature_reduction"]),
+               **{name: _flag(name, params[name])
+                  for name in ("subsample_train_rows", "subsample_features", "ignore_pretraining_limits")}}
     if task == "classification":
         if pd.api.types.is_float_dtype(y_train) and np.all(np.mod(y_train, 1) == 0):
             y_train = y_train.astype(np.int64)  # integer labels that JSON nulls on query rows turned into floats
@@ -125,6 +129,15 @@ def predict_frame(trained, frame: pd.DataFrame, params: dict[str, Any] | None = 
     return pd.DataFrame(values, index=x_query.index, columns=[f"q{q:g}" for q in quantiles])
 
 
+def _flag(name: str, value: Any) -> bool:
+    """A boolean parameter, also when it arrives as a string (``"true"``/``"false"``) or 0/1."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if str(value).lower() in ("true", "1", "false", "0"):
+        return str(value).lower() in ("true", "1")
+    raise ConfigError(f"params {name}={value!r} must be true or false")
+
+
 def model_signature(target: str = "target"):
     """No input schema (a PFN takes any dataset's columns: a fixed schema would drop them), the params."""
     from mlflow.models import ModelSignature
@@ -133,7 +146,8 @@ def model_signature(target: str = "target"):
     defaults = {**DEFAULT_PARAMS, "target": target}
     specs = [ParamSpec("quantiles", "double", defaults["quantiles"], shape=(-1,)),
              ParamSpec("categorical_features", "string", defaults["categorical_features"], shape=(-1,))]
-    specs += [ParamSpec(name, "long" if isinstance(value, int) else "string", value)
+    specs += [ParamSpec(name, "boolean" if isinstance(value, bool) else "long" if isinstance(value, int) else "string",
+                        value)
               for name, value in defaults.items() if name not in ("quantiles", "categorical_features")]
     return ModelSignature(inputs=None, params=ParamSchema(specs))
 
