@@ -100,6 +100,10 @@ def test_a_pfn_beyond_its_limits_subsamples_by_default_and_refusals_are_error_ro
     rows = outcome.table.set_index(["dataset", "method"])
     assert "10 rows" in rows.loc[("iris", "pfn"), "error"] and np.isnan(rows.loc[("iris", "pfn"), "roc_auc_mean"])
     assert rows.loc[("iris", "logistic_regression"), "roc_auc_mean"] > 0.9
+    report = (tmp_path / "summary.md").read_text()
+    classification = report.split("## regression")[0]
+    assert "| iris | pfn | X has" in classification  # the failure table names the dataset, method and error
+    assert "No mean ranks: every method ran on none of the 1 datasets" in classification
     subsampled = evaluate_on_data(small, data_dir, tmp_path, EvaluateConfig(
         repeats=1, baselines=["linear"]), tracking=Tracking(tracking_uri=None))
     results = pd.read_csv(tmp_path / "results.csv").set_index(["dataset", "method"])

@@ -20,11 +20,18 @@ def _pyplot():
     return plt
 
 
+def ranked_datasets(summary: pd.DataFrame, task: str) -> list[str]:
+    """The datasets of ``task`` where every method has a score: the ones ranks are computed over."""
+    metric = MAIN_METRIC[task]
+    table = summary[summary.task == task].pivot(index="dataset", columns="method", values=f"{metric}_mean")
+    return list(table.dropna(axis=0, how="any").index)
+
+
 def mean_ranks(summary: pd.DataFrame, task: str) -> pd.Series:
     """Mean rank per method over the datasets of ``task`` where every method has a score."""
     metric = MAIN_METRIC[task]
     table = summary[summary.task == task].pivot(index="dataset", columns="method", values=f"{metric}_mean")
-    table = table.dropna(axis=0, how="any")
+    table = table.loc[ranked_datasets(summary, task)]
     return ranks(table, metric).mean().sort_values() if len(table) else pd.Series(dtype=float)
 
 
@@ -62,14 +69,16 @@ def plot_mean_ranks(summary: pd.DataFrame, path: Path) -> Path:
     figure, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.5), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         ranking = mean_ranks(summary, task)
-        num_datasets = int(summary[summary.task == task].dataset.nunique())
+        num_datasets = len(ranked_datasets(summary, task))  # where every method ran; CD and label agree
         cd = critical_difference(len(ranking), num_datasets)
         y = np.arange(len(ranking))[::-1]
         ax.errorbar(ranking.to_numpy(), y, xerr=cd / 2 if np.isfinite(cd) else None, fmt="o", capsize=4)
         ax.set_yticks(y, ranking.index)
         ax.set_xlim(0.5, max(len(ranking), 2) + 0.5)
         ax.invert_xaxis()  # best on the right, as in critical-difference diagrams
-        ax.set_xlabel(f"mean rank by {MAIN_METRIC[task]} over {num_datasets} datasets (1 = best)")
+        total = int(summary[summary.task == task].dataset.nunique())
+        ax.set_xlabel(f"mean rank by {MAIN_METRIC[task]} over the {num_datasets} of {total} datasets where every "
+                      "method ran (1 = best)", fontsize=8)
         ax.set_title(f"{task} (bars: critical difference {cd:.2f})" if np.isfinite(cd) else task)
         ax.grid(axis="x", alpha=0.3)
     figure.tight_layout()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pfnforge.evaluation.metrics import MAIN_METRIC
-from pfnforge.evaluation.plots import mean_ranks, plot_dataset_scores, plot_mean_ranks
+from pfnforge.evaluation.plots import mean_ranks, plot_dataset_scores, plot_mean_ranks, ranked_datasets
 
 TABLE_COLUMNS = {"classification": ("roc_auc", "accuracy", "log_loss", "ece"), "regression": ("rmse", "r2")}
 
@@ -38,6 +38,16 @@ def score_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     return table
 
 
+def failures(summary: pd.DataFrame, task: str) -> pd.DataFrame:
+    """(dataset, method, error) of every method that has no score on a dataset of ``task``."""
+    part = summary[summary.task == task]
+    metric = MAIN_METRIC[task]
+    failed = part[part[f"{metric}_mean"].isna()]
+    errors = failed["error"] if "error" in failed else pd.Series("no score", index=failed.index)
+    return pd.DataFrame({"dataset": failed.dataset, "method": failed.method,
+                         "error": errors.fillna("no score").astype(str).str.slice(0, 200)}).reset_index(drop=True)
+
+
 def write_tables(results: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path]:
     """results.csv (every split), summary.csv, summary.md (per task: scores, then mean ranks), and plots."""
     out.mkdir(parents=True, exist_ok=True)
@@ -49,9 +59,18 @@ def write_tables(results: pd.DataFrame, summary: pd.DataFrame, out: Path) -> lis
             continue
         ranking = mean_ranks(summary, task)
         sections.append(f"## {task}\n\n" + markdown_table(score_table(summary, task)))
+        ranked = ranked_datasets(summary, task)
+        total = int(summary[summary.task == task].dataset.nunique())
         if len(ranking):
-            sections.append(f"Mean rank by {MAIN_METRIC[task]} (1 = best):\n\n"
+            sections.append(f"Mean rank by {MAIN_METRIC[task]} (1 = best) over the {len(ranked)} of {total} "
+                            f"datasets where every method ran:\n\n"
                             + markdown_table(ranking.rename("mean_rank").reset_index()))
+        else:
+            sections.append(f"No mean ranks: every method ran on none of the {total} datasets.\n")
+        failed = failures(summary, task)
+        if len(failed):
+            sections.append(f"Failures ({len(failed)}; their datasets are left out of the ranks):\n\n"
+                            + markdown_table(failed))
     (out / "summary.md").write_text("\n".join(sections))
     plots = [plot_dataset_scores(summary, out / "scores.png"), plot_mean_ranks(summary, out / "ranks.png")]
     return [out / "results.csv", out / "summary.csv", out / "summary.md", *plots]
