@@ -62,3 +62,31 @@ def test_unreachable_server_at_start_trains_untracked(tmp_path):
     with pytest.warns(RuntimeWarning, match="MLflow tracking is off for this run"):
         out = run_training(_config(tmp_path, f"http://127.0.0.1:{_free_port()}", "trainer.max_steps=5"))
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
+
+
+class _CrashAt(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("injected crash")
+
+
+def test_a_crashed_and_resumed_training_is_one_mlflow_run(tmp_path, mlflow_server):
+    url, _ = mlflow_server
+    extra = ("trainer.checkpoint_every_n_steps=2", "run_name=requeued")
+    with pytest.raises(RuntimeError, match="injected crash"):
+        run_training(_config(tmp_path, url, "trainer.max_steps=6", *extra), callbacks=[_CrashAt(3)])
+    client = mlflow.MlflowClient(url)
+    experiment = client.get_experiment_by_name("pfnforge").experiment_id
+    [crashed] = client.search_runs([experiment])
+    assert crashed.info.status == "FAILED"
+    assert (tmp_path / "run" / "mlflow-run.json").read_text().count(crashed.info.run_id) == 1
+    run_training(_config(tmp_path, url, "trainer.max_steps=8", *extra))  # resumes from step 2's checkpoint
+    [run] = client.search_runs([experiment])
+    assert run.info.run_id == crashed.info.run_id and run.info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+    assert max(steps) == 7 and set(range(8)) <= set(steps)  # the metrics continue at the resumed step
+    assert run.data.params["trainer/max_steps"] == "6"  # params stay; the change is a tag
+    assert run.data.tags["changed_on_resume/trainer/max_steps"] == "8"

@@ -5,8 +5,10 @@ except ``typed``, which turns one into its dataclass."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,15 +125,65 @@ def git_commit() -> str:
         return "unknown"
 
 
-def build_logger(config: LoggerConfig, run_name: str, params: dict[str, Any]) -> L.pytorch.loggers.Logger:
-    """An MLflow logger that never stalls training, with the resolved config, git commit and Slurm job as params."""
+RUN_FILE = "mlflow-run.json"
+"""In a run's output directory: the MLflow run it logs to, so a resume or requeue continues that run."""
+
+
+def build_logger(config: LoggerConfig, run_name: str, params: dict[str, Any],
+                 output_dir: Path | None = None) -> L.pytorch.loggers.Logger:
+    """An MLflow logger that never stalls training, with the resolved config, git commit and Slurm job as params.
+    With ``output_dir``: a run directory that already logged to a run of this tracking store continues that
+    run (marked ``RUNNING`` again; params it already has are kept, changed values are recorded as
+    ``changed_on_resume/<name>`` tags), and a new run's id is written there for the next resume."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
     from pfnforge.train.tracking import ResilientMLFlowLogger
 
+    params = {**params, "git_commit": git_commit(), "slurm_job_id": os.environ.get("SLURM_JOB_ID", "none")}
+    previous = _previous_run(output_dir, config) if output_dir is not None else None
     logger = ResilientMLFlowLogger(experiment_name=config.experiment, run_name=run_name,
-                                   tracking_uri=config.tracking_uri, log_model=True)
-    logger.log_hyperparams({**params, "git_commit": git_commit(),
-                            "slurm_job_id": os.environ.get("SLURM_JOB_ID", "none")})
+                                   tracking_uri=config.tracking_uri, log_model=True,
+                                   run_id=previous.info.run_id if previous is not None else None)
+    if previous is None:
+        logger.log_hyperparams(params)
+    else:
+        from lightning.fabric.utilities.logger import _flatten_dict
+
+        logged = previous.data.params
+        flat = {k: str(v)[:250] for k, v in _flatten_dict(params, delimiter="/").items()}  # as Lightning logs
+        logger.log_hyperparams({k: v for k, v in flat.items() if k not in logged})
+        logger.set_tags({f"changed_on_resume/{k}": v for k, v in flat.items() if k in logged and logged[k] != v})
+    if output_dir is not None and logger.run_id is not None and rank_zero_only.rank == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / RUN_FILE).write_text(json.dumps({"tracking_uri": config.tracking_uri,
+                                                       "run_id": logger.run_id}) + "\n")
     return logger
+
+
+def _previous_run(output_dir: Path, config: LoggerConfig):
+    """The MLflow run this run directory logged to before, if it is in this tracking store and reachable."""
+    path = output_dir / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if record.get("tracking_uri") != config.tracking_uri:
+            return None
+        import mlflow
+
+        from pfnforge.train.tracking import one_at_a_time
+
+        with one_at_a_time(config.tracking_uri):
+            client = mlflow.MlflowClient(config.tracking_uri)
+            run = client.get_run(record["run_id"])
+            if run.info.lifecycle_stage != "active":
+                return None
+            client.update_run(run.info.run_id, status="RUNNING")
+        return run
+    except Exception as error:  # a corrupt file, a deleted run, an unreachable server: start a new run
+        warnings.warn(f"cannot continue the MLflow run recorded in {path} ({type(error).__name__}: "
+                      f"{str(error)[:200]}); starting a new one", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def build_callbacks(config: CallbacksConfig, trainer: TrainerConfig, checkpoint_dir: Path) -> list[L.Callback]:

@@ -114,7 +114,7 @@ def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
                        metadata=_checkpoint_metadata(prior, data, model, flat))
     if trainer_config.compile:  # in place: parameter names, and so checkpoints, stay those of the plain model
         module.model.compile(dynamic=True, backend=trainer_config.compile_backend)
-    logger = build_logger(logger_config, cfg.run_name, flat)
+    logger = build_logger(logger_config, cfg.run_name, flat, output_dir)  # a resume continues the run
     trainer = build_trainer(
         trainer_config, build_strategy(trainer_config, prior.task), logger,
         [*build_callbacks(callbacks_config, trainer_config, output_dir / "checkpoints"), *(callbacks or []),

@@ -28,7 +28,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 
 @contextlib.contextmanager
-def _one_at_a_time(tracking_uri: str | None) -> Iterator[None]:
+def one_at_a_time(tracking_uri: str | None) -> Iterator[None]:
     """Ranks that start together (``srun``) each open the embedded sqlite store, whose first opening creates
     its tables: concurrent migrations of one file fail, so take turns on a lock file next to it."""
     if not tracking_uri or not tracking_uri.startswith("sqlite:///"):
@@ -45,7 +45,7 @@ class ResilientMLFlowLogger(MLFlowLogger):
     """``MLFlowLogger`` whose server calls happen on a background thread and may fail without harm."""
 
     def __init__(self, *args: Any, max_pending: int = 10_000, drain_seconds: float = 30.0, **kwargs: Any) -> None:
-        with _one_at_a_time(kwargs.get("tracking_uri")):
+        with one_at_a_time(kwargs.get("tracking_uri")):
             super().__init__(*args, **kwargs)
         self._offline = False
         self._failures = 0
@@ -104,6 +104,12 @@ class ResilientMLFlowLogger(MLFlowLogger):
 
     def log_hyperparams(self, params: Any) -> None:
         self._submit(lambda: MLFlowLogger.log_hyperparams(self, params))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Set tags of the run, in the background."""
+        tags = dict(tags)
+        if tags:
+            self._submit(lambda: [self.experiment.set_tag(self._run_id, k, v) for k, v in tags.items()])
 
     def log_file(self, path: str) -> None:
         """Upload a file as an artifact of the run, in the background."""
