@@ -44,10 +44,45 @@ class Task:
     k: int
 
 
-def default_num_workers() -> int:
-    """One worker per core this process may use, keeping one for the consumer when there are several."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - 1) if cores > 2 else cores
+def _cgroup_cpus() -> int | None:
+    """The CPU quota of this process's cgroup (v2 ``cpu.max``), rounded up; ``None`` when unlimited or unknown."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return None if quota == "max" else max(1, -(-int(quota) // int(period)))
+
+
+def cpu_budget() -> tuple[int, str, bool]:
+    """(CPUs this job may use on this node, where that figure comes from, whether it is this process's own
+    share already): Slurm's ``SLURM_CPUS_ON_NODE``, else the cgroup quota, else the CPU affinity. A process
+    bound to fewer CPUs than the node budget (``srun --cpus-per-task``) has its own share."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    slurm = os.environ.get("SLURM_CPUS_ON_NODE", "")
+    node, source = (int(slurm), "SLURM_CPUS_ON_NODE") if slurm.isdigit() else (affinity, "CPU affinity")
+    quota = _cgroup_cpus()
+    if quota is not None and quota < node:
+        node, source = quota, "cgroup cpu.max"
+    if affinity < node:
+        return affinity, f"CPU affinity of this process ({source}: {node})", True
+    return node, source, False
+
+
+def default_num_workers(local_world_size: int = 1, trainer_threads: int = 1) -> int:
+    """Prior workers for one rank: its share of the node's CPUs (``cpu_budget``, divided among the
+    ``local_world_size`` ranks on the node unless the process is bound to its own share), minus the
+    trainer's own threads; at least one."""
+    return worker_budget(local_world_size, trainer_threads)[0]
+
+
+def worker_budget(local_world_size: int = 1, trainer_threads: int = 1) -> tuple[int, str]:
+    """``default_num_workers`` and a sentence saying how it was reached (for the log)."""
+    cpus, source, own_share = cpu_budget()
+    share = cpus if own_share else cpus // max(1, local_world_size)
+    workers = max(1, share - trainer_threads)
+    ranks = "" if own_share else f" / {local_world_size} local rank{'s' * (local_world_size > 1)}"
+    return workers, (f"{workers} prior worker{'s' * (workers > 1)} per rank: {cpus} CPUs ({source}){ranks} "
+                     f"- {trainer_threads} trainer thread{'s' * (trainer_threads > 1)}")
 
 
 def _shared_memory_dir() -> Path:

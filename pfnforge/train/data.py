@@ -27,7 +27,9 @@ class DataConfig:
     stream: StreamConfig = field(default_factory=StreamConfig)
     """Seed, datasets per batch and the ranges batch shapes are drawn from."""
     num_workers: int | None = None
-    """Prior worker processes per rank; 0 draws in the training process; null: one per free core."""
+    """Prior worker processes per rank; 0 draws in the training process; null: this rank's share of the node's
+    CPUs (Slurm's allocation, the cgroup quota or the CPU affinity, divided among the node's ranks) less the
+    trainer's own threads, at least one; the decision is logged."""
     prefetch: int | None = None
     """Batches requested ahead of training (default: twice the workers)."""
     num_val_batches: int = 4
@@ -79,7 +81,24 @@ class PriorDataModule(L.LightningDataModule):
         if self.config.num_workers == 0:
             return InProcessSource(self.prior, self.config.stream, rank, self.next_batch)
         return LocalSource(self.prior, self.config.stream, rank, self.next_batch,
-                           num_workers=self.config.num_workers, prefetch=self.config.prefetch)
+                           num_workers=self.config.num_workers or self._budgeted_workers(),
+                           prefetch=self.config.prefetch)
+
+    def _budgeted_workers(self) -> int:
+        """Workers for this rank from the node's CPU budget shared by the ranks on this node, less the
+        trainer's threads (its torch threads when it trains on CPU, one otherwise); logged."""
+        import torch
+        from lightning.pytorch.utilities import rank_zero_info
+
+        from pfnforge.stream.pool import worker_budget
+
+        trainer = getattr(self, "trainer", None)
+        local_ranks = int(getattr(trainer, "num_devices", 1) or 1) if trainer is not None else 1
+        on_cpu = trainer is None or type(trainer.accelerator).__name__ == "CPUAccelerator"
+        workers, reason = worker_budget(local_ranks, torch.get_num_threads() if on_cpu else 1)
+        rank_zero_info(reason)
+        self.worker_decision = reason
+        return workers
 
     def _open_servers(self, rank: int) -> BatchSource:
         """Batches from prior servers (they serve the same prior: start them with the same name and overrides)."""
