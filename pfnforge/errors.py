@@ -26,6 +26,11 @@ class SchemaError(PfnforgeError, ValueError):
     """An Arrow batch that does not follow the pfnforge batch schema it claims."""
 
 
+class StreamError(PfnforgeError):
+    """A batch source failed: a prior server answered with an error, sent what is not a batch, or delivered
+    nothing before the deadline; the message names the server and what it said."""
+
+
 class ModelNotFoundError(PfnforgeError, LookupError):
     """A model source (path, registry name, version, alias or run) that does not exist; the message lists
     what does."""

@@ -11,10 +11,12 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from pyarrow import flight
 
 from pfnforge import registry
-from pfnforge.errors import ConfigError, PfnforgeError, SchemaError
+from pfnforge.errors import ConfigError, PfnforgeError, SchemaError, StreamError
 from pfnforge.hyperpriors import IntRange
 from pfnforge.stream.flight import FlightSource, PriorServer
 from pfnforge.stream.pool import WorkerError
@@ -251,5 +253,47 @@ def test_prior_failing_on_a_server_stops_the_client_with_the_reason():
             with pytest.raises(PfnforgeError, match=f"refusing {failing_rows} rows"):
                 _take(source, 4)
             assert time.monotonic() - start < 30  # failed fast, not after retrying for give_up_after
+    finally:
+        server.shutdown()
+
+
+class _ForeignServer(flight.FlightServerBase):
+    """A Flight server that is not a pfnforge prior server of this version: ``reply`` decides its answer."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__("grpc://127.0.0.1:0")
+        self.reply = reply
+
+    def do_get(self, context, ticket):
+        if self.reply == "garbage":  # the right Flight schema, a payload that is not a batch
+            return flight.RecordBatchStream(pa.table({"k": pa.array([0], pa.int64()),
+                                                      "payload": pa.array([b"not IPC"], pa.large_binary())}))
+        if self.reply == "other-schema":
+            return flight.RecordBatchStream(pa.table({"version": pa.array(["9.9"])}))
+        time.sleep(10)  # "silent": accepts the call and answers nothing for longer than the client waits
+
+
+@pytest.mark.parametrize("reply", ["garbage", "other-schema"])
+def test_a_reply_that_is_not_a_batch_ends_the_stream_with_the_servers_name(reply):
+    server = _ForeignServer(reply)
+    try:
+        with FlightSource([f"grpc://127.0.0.1:{server.port}"], CONFIG, chunk=2, give_up_after=30) as source:
+            start = time.monotonic()
+            with pytest.raises(StreamError, match=f"prior server grpc://127.0.0.1:{server.port} sent what this "
+                                                  "pfnforge cannot read.*same pfnforge version"):
+                _take(source, 2)
+            assert time.monotonic() - start < 20  # at once, not after the deadline
+    finally:
+        server.shutdown()
+
+
+def test_a_server_that_never_answers_fails_at_the_deadline():
+    server = _ForeignServer("silent")
+    try:
+        with FlightSource([f"grpc://127.0.0.1:{server.port}"], CONFIG, chunk=2, give_up_after=3) as source:
+            start = time.monotonic()
+            with pytest.raises(StreamError, match=f"no prior server delivered.*grpc://127.0.0.1:{server.port}"):
+                _take(source, 1)
+            assert time.monotonic() - start < 15
     finally:
         server.shutdown()

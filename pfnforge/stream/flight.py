@@ -7,8 +7,11 @@ batches travel as opaque IPC messages inside one fixed Flight schema). The serve
 unless told otherwise and, given a token, refuses calls without ``authorization: Bearer <token>``.
 
 A ``FlightSource`` reads one rank's stream from a list of servers, spreading ranges over them; when a
-server fails mid-range it marks it down, and the batches it did not deliver are asked again from the
-next server (or the same one once it is back), so the consumer sees no gap and no duplicate.
+server cannot be reached or drops a range midway, the batches it did not deliver are asked again from the
+next server in turn (or the same one once it is back), so the consumer sees no gap and no duplicate. Any
+other failure (the server's prior raised, a reply that is not a batch, a refused token) ends the stream
+with a ``StreamError`` naming the server and its message; a batch that no server delivers within
+``give_up_after`` seconds does too, so a consumer never waits forever.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from pfnforge.errors import ConfigError, PfnforgeError
+from pfnforge.errors import ConfigError, PfnforgeError, StreamError
 from pfnforge.prior import Prior
 from pfnforge.stream.pool import Task, WorkerPool
 from pfnforge.stream.sources import BatchSource
@@ -143,21 +146,27 @@ class FlightSource(BatchSource):
                         self._lock.notify_all()
                     pending.remove(k)
             except flight.FlightUnauthenticatedError as error:
-                self._fail(PfnforgeError(f"prior server {location} refused the token: {error}"))
+                self._fail(StreamError(f"prior server {location} refused the token: {error}; give the file it was "
+                                       "started with as data.token_file"))
                 return
             except flight.FlightServerError as error:  # the server answered: its prior or the ticket failed
-                self._fail(PfnforgeError(f"prior server {location} failed on batches from {pending[0]}: {error}"))
+                self._fail(StreamError(f"prior server {location} failed on batches from {pending[0]}: {error}"))
                 return
             except (flight.FlightError, OSError) as error:  # unreachable, reset or timed out: try elsewhere
                 attempt += 1
                 self.failovers += 1
                 self._clients.pop(location, None)
                 if time.monotonic() > deadline:
-                    self._fail(PfnforgeError(f"no prior server delivered batches {pending[0]}..{pending[-1]} of "
+                    self._fail(StreamError(f"no prior server delivered batches {pending[0]}..{pending[-1]} of "
                                              f"rank {self.rank} for {self.give_up_after:.0f} s; tried "
                                              f"{', '.join(self.locations)}; last error: {error}"))
                     return
                 time.sleep(min(0.1 * attempt, 1.0) if attempt >= len(self.locations) else 0.0)
+            except Exception as error:  # anything else (a reply that is not a batch, another schema): say so
+                self._fail(StreamError(f"prior server {location} sent what this pfnforge cannot read as batches "
+                                       f"from {pending[0]} ({type(error).__name__}: {str(error)[:500]}); is it "
+                                       "the same pfnforge version, serving the run's prior and overrides?"))
+                return
 
     def _fail(self, error: Exception) -> None:
         with self._lock:
@@ -175,9 +184,13 @@ class FlightSource(BatchSource):
     def _fetch(self, k: int) -> pa.RecordBatch:
         with self._lock:
             self._schedule(k)
+            waited_since = time.monotonic()
             while k not in self._ready:
                 if self._error is not None:
                     raise self._error
+                if time.monotonic() - waited_since > self.give_up_after + 5:  # the fetchers' own deadline, then some
+                    raise StreamError(f"batch {k} of rank {self.rank} did not arrive from {', '.join(self.locations)} "
+                                      f"within {self.give_up_after:.0f} s (data.servers_deadline_s)")
                 self._lock.wait(0.05)
                 self._schedule(k)
             self.stats.queue_depth = len(self._ready) - 1

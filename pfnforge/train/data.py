@@ -46,10 +46,15 @@ class DataConfig:
     """Seconds to wait for them (servers start on other nodes, maybe later)."""
     token_file: str | None = None
     """A file holding the servers' shared token (`pfnforge serve --token-file`)."""
+    servers_deadline_s: float = 120.0
+    """Seconds a batch may take to arrive from the prior servers, failing over between them, before training
+    stops with a StreamError naming them."""
 
     def __post_init__(self) -> None:
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0 (0: no worker processes)")
+        if self.servers_deadline_s <= 0:
+            raise ConfigError(f"data.servers_deadline_s={self.servers_deadline_s} must be > 0 seconds")
 
 
 @dataclass
@@ -121,7 +126,8 @@ class PriorDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.token_file={self.config.token_file} cannot be read ({error}): give the "
                                   "file `pfnforge serve --token-file` was started with") from error
         rank_zero_info(f"data: streaming from {len(locations)} prior server(s): {', '.join(locations)}")
-        return FlightSource(locations, self.config.stream, rank, self.next_batch, token=token)
+        return FlightSource(locations, self.config.stream, rank, self.next_batch, token=token,
+                            give_up_after=self.config.servers_deadline_s)
 
     def _batches(self) -> Iterator[StepBatch]:
         rank = self.trainer.global_rank if self.trainer is not None else 0
