@@ -339,3 +339,13 @@ def test_data_wait_fraction_covers_the_last_logging_window_only():
         fractions.append(logged.get("data/wait_fraction"))
     assert fractions[1:] == [pytest.approx(0.6), pytest.approx(0.325), pytest.approx(0.05)]
     assert logged["data/wait_seconds"] == 7.0
+
+
+def test_resuming_with_another_architecture_or_size_is_refused_naming_both(tmp_path):
+    run_training(_config(tmp_path, "run", "trainer.max_steps=2", "trainer.val_check_interval=2"))
+    with pytest.raises(ConfigError, match=r"embed_dim: 32 -> 48.*choose another run_name"):
+        run_training(_config(tmp_path, "run", "trainer.max_steps=4", "model.embed_dim=48"))
+    other = compose_train_config([f"paths.output_dir={tmp_path / 'run'}", "model=cellwise_tiny",
+                                  f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "data.num_workers=0"])
+    with pytest.raises(ConfigError, match=r"checkpoint of a rowwise model.*with a cellwise model"):
+        run_training(other)

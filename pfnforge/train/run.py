@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pfnforge import registry
 from pfnforge.config import to_model_config, to_prior_config
+from pfnforge.errors import ConfigError
 from pfnforge.inference.register import RegistryConfig, register_after_training, restored_tracking_uri
 from pfnforge.model.api import ArchitectureConfig, target_scale
 from pfnforge.model.bar import fit_borders
@@ -86,6 +87,22 @@ def _resume_checkpoint(directory: Path) -> Path | None:
     return None
 
 
+def _check_same_model(path: Path, module: PFNModule, run_name: str) -> None:
+    """Refuse to resume a checkpoint of another architecture or size, naming both and the way out."""
+    import dataclasses
+
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("pfnforge", {})
+    architecture = saved.get("architecture", "rowwise")
+    ours = dataclasses.asdict(module.model_config)
+    changed = {k: (v, ours.get(k)) for k, v in (saved.get("model") or {}).items()
+               if k in ours and v != ours[k] and k not in ("dropout", "enable_activation_checkpointing")}
+    if architecture != module.model.name or changed:
+        differences = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changed.items())
+        raise ConfigError(f"{path} is a checkpoint of a {architecture} model, and this run would resume it with "
+                          f"a {module.model.name} model{f' ({differences})' if differences else ''}: choose another "
+                          f"run_name (now {run_name!r}) or paths.output_dir for a new run, or remove that directory")
+
+
 def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> Path:
     """Train as ``cfg`` says; returns the run's output directory. The same ``cfg`` again resumes the run.
     The process's MLflow tracking URI is left as it was (the run logs to ``cfg.logger.tracking_uri``)."""
@@ -114,6 +131,9 @@ def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
                        metadata=_checkpoint_metadata(prior, data, model, flat))
     if trainer_config.compile:  # in place: parameter names, and so checkpoints, stay those of the plain model
         module.model.compile(dynamic=True, backend=trainer_config.compile_backend)
+    resume_from = _resume_checkpoint(output_dir / "checkpoints")
+    if resume_from is not None:
+        _check_same_model(resume_from, module, cfg.run_name)
     logger = build_logger(logger_config, cfg.run_name, flat, output_dir)  # a resume continues the run
     trainer = build_trainer(
         trainer_config, build_strategy(trainer_config, prior.task), logger,
@@ -121,7 +141,6 @@ def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
          *slurm_callbacks(output_dir / "checkpoints")],  # under srun: checkpoint + requeue on SIGUSR1
         output_dir)
 
-    resume_from = _resume_checkpoint(output_dir / "checkpoints")
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     logger.log_file(str(output_dir / "config.yaml"))
