@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", default="32x300x20", help="datasets x rows x features of a training step")
     parser.add_argument("--presets", default="rowwise_small,cellwise_small,colrow_small")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast for the training step)")
     args = parser.parse_args()
     B, R, F = (int(v) for v in args.batch.split("x"))
     T = R // 2
@@ -53,26 +54,30 @@ def main() -> None:
     print("| model | parameters | step s | rows/s | predict kept s | predict recomputed s | kept/recomputed |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for preset in args.presets.split(","):
-        print(_row(preset, F, (x, y, T, classes), (X_fit, y_fit, X_query), args.repeats))
+        print(_row(preset, F, tuple(v.to(args.device) if torch.is_tensor(v) else v for v in (x, y, T, classes)),
+                   (X_fit, y_fit, X_query), args.repeats, args.device))
 
 
-def _row(preset: str, num_features: int, batch: tuple, data: tuple, repeats: int) -> str:
+def _row(preset: str, num_features: int, batch: tuple, data: tuple, repeats: int, device: str) -> str:
     x, y, T, classes = batch
     X_fit, y_fit, X_query = data
     overrides = [f"model={preset}"] + ([f"model.max_features={num_features}"] if preset.startswith("rowwise") else [])
     config = to_model_config(compose_train_config(overrides).model)
-    model = registry.build_model(config, None, classification=True)
+    model = registry.build_model(config, None, classification=True).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> None:
         optimiser.zero_grad()
-        loss = -model.test_log_likelihood(x, y, T, classes).mean()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device != "cpu"):
+            loss = -model.test_log_likelihood(x, y, T, classes).mean()
         loss.backward()
         optimiser.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
 
     step_s = _median_seconds(step, repeats)
     trained = build_random_pfn(config, regression=False, max_rows=300, seed=0)
-    estimator = PFNClassifier(trained, n_estimators=4).fit(X_fit, y_fit)
+    estimator = PFNClassifier(trained, n_estimators=4, device=device).fit(X_fit, y_fit)
     kept = _median_seconds(lambda: estimator.predict_proba(X_query), repeats)
     original = ensemble.CONTEXT_CACHE_BYTES
     ensemble.CONTEXT_CACHE_BYTES = 0

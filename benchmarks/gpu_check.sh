@@ -3,7 +3,7 @@
 # model=base. Run on a machine with CUDA: bash benchmarks/gpu_check.sh  (needs `pip install -e '.[deepspeed]'`
 # for the DeepSpeed rows). Prints one line per strategy: ok or FAILED, with the last metrics.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out=$(mktemp -d)
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || { echo "no GPU"; exit 1; }
 gpus=$(nvidia-smi -L | wc -l)
@@ -22,6 +22,13 @@ run fsdp2 trainer=fsdp2 trainer.accelerator=gpu trainer.devices=1
 for stage in 1 2 3; do run "deepspeed-zero$stage" "trainer=deepspeed_zero$stage"; done
 if [ "$gpus" -ge 2 ]; then run ddp trainer=ddp trainer.accelerator=gpu "trainer.devices=$gpus"; fi
 run base-throughput trainer=gpu model=base trainer.max_steps=100 trainer.log_every_n_steps=10
+# each architecture at the same batch shape: its tokens/s, model TFLOP/s and loss land in the table below
+for arch in rowwise cellwise colrow; do
+  run "$arch-small" trainer=gpu "model=${arch}_small" prior=scm prior.classification=true \
+    "data.stream.num_features.low=20" "data.stream.num_features.high=20" trainer.max_steps=60 trainer.log_every_n_steps=10
+done
+# step time and estimator predict latency with and without the kept context, per architecture, on the GPU
+timeout 900 python benchmarks/architectures.py --device cuda --repeats 5 || echo "FAILED  architectures benchmark"
 # the PFN paper's GP setting exactly as configured (model=base, 2,000 rows, 5-D), 60 steps; its own args
 if timeout 1800 pfnforge train +experiment=gp_pfn_paper run_name=gp-pfn-paper "paths.output_dir=$out/gp-pfn-paper" \
     trainer.max_steps=60 trainer.val_check_interval=60 trainer.log_every_n_steps=5 trainer.enable_progress_bar=false \
