@@ -37,9 +37,9 @@ def test_kept_context_gives_the_predictions_of_a_fresh_one(trained, monkeypatch)
     for estimator, y, predict in ((PFNClassifier(trained, n_estimators=3), y_class, "predict_proba"),
                                   (PFNRegressor(trained, n_estimators=3), y_reg, "predict")):
         estimator.fit(X[:100], y[:100])
-        first = getattr(estimator, predict)(X[100:])
-        assert estimator.ensemble_.context_nbytes > 0
+        assert estimator.ensemble_.context_nbytes > 0  # fit ran the training rows
         kept = estimator.ensemble_._cached[3]
+        first = getattr(estimator, predict)(X[100:])
         again = getattr(estimator, predict)(X[100:130])
         assert estimator.ensemble_._cached[3] is kept  # reused, not recomputed
         np.testing.assert_allclose(again, first[:30], rtol=1e-6, atol=1e-7)
@@ -58,8 +58,9 @@ def test_pickling_drops_the_context_and_refitting_replaces_it(trained):
     restored = pickle.loads(pickle.dumps(classifier))
     assert restored.ensemble_.context_nbytes == 0
     np.testing.assert_allclose(restored.predict_proba(X[100:]), expected, rtol=1e-6)
+    old_context = classifier.ensemble_._cached[3]
     classifier.fit(X[:100], (X[:100, 2] > 0).astype(int))  # other targets: nothing of the old context survives
-    assert classifier.ensemble_.context_nbytes == 0
+    assert classifier.ensemble_._cached[3] is not old_context and classifier.ensemble_.context_nbytes > 0
     refitted = classifier.predict_proba(X[100:])
     fresh = PFNClassifier(trained, n_estimators=2).fit(X[:100], (X[:100, 2] > 0).astype(int))
     np.testing.assert_allclose(refitted, fresh.predict_proba(X[100:]), rtol=1e-6)

@@ -165,6 +165,11 @@ class _PFNEstimator(BaseEstimator):
                              f"select features first (e.g. sklearn.feature_selection.SelectKBest(k="
                              f"{trained_features})), or use a model trained with a larger model.max_features")
 
+    def _keep_context(self, num_classes: int | None) -> None:
+        """Run the members' training rows through the model now, so ``predict`` runs only query rows."""
+        with torch.inference_mode():
+            self.ensemble_.context(self.pfn_.model, self.y_train_, num_classes=num_classes, device=self.device)
+
     def _query(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "ensemble_")
         return self.encoder_.transform(X, type(self).__name__)

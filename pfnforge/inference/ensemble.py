@@ -2,8 +2,8 @@
 order, feature transform and (on datasets larger than the model's row limit) training-row subset; their contexts
 (transformed training rows), and the chunked forward pass that averages their predictive distributions. Test rows
 never attend to each other, so chunking the query rows is exact. The members' training rows run through the model
-once: their per-layer keys and values (the model's ``Context``) are kept with the fitted ensemble, up to
-``CONTEXT_CACHE_BYTES``, so ``predict`` only runs the query rows; a refit builds a new ensemble, and pickling
+once (at ``fit``): their per-layer keys and values (the model's ``Context``) are kept with the fitted ensemble, up
+to ``CONTEXT_CACHE_BYTES``, so ``predict`` only runs the query rows; a refit builds a new ensemble, and pickling
 drops the cache (it is rebuilt on the next ``predict``).
 
 Columns that are constant on the training rows carry no information and are never shown to the model (unless

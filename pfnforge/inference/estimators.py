@@ -1,5 +1,6 @@
-"""scikit-learn estimators over a trained PFN: ``fit`` validates, encodes and stores the context (building the
-ensemble), ``predict`` / ``predict_proba`` run the forward pass. With no ``model``, the bundled default
+"""scikit-learn estimators over a trained PFN: ``fit`` validates, encodes, builds the ensemble and runs its
+training rows through the model once (keeping their per-layer keys and values), ``predict`` /
+``predict_proba`` run only the query rows. With no ``model``, the bundled default
 (``PFNClassifier().fit(X, y).predict_proba(X_test)`` works offline).
 
 Constructor parameters (both estimators):
@@ -51,6 +52,7 @@ class PFNClassifier(ClassifierMixin, _PFNEstimator):
             raise InputError(f"y has one class ({self.classes_[0]}); a classifier needs at least two classes")
         self._fit_context(X, y, num_classes)
         self.y_train_ = y_encoded.astype(np.float64)
+        self._keep_context(num_classes)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -83,6 +85,7 @@ class PFNRegressor(RegressorMixin, _PFNEstimator):
         self._fit_context(X, y, None)
         if not self.pfn_.model.config.enable_standardization:  # the model reads targets in their own units
             self.y_mean_, self.y_std_, self.y_train_, self._z_shift, self._z_scale = 0.0, 1.0, y, 0.0, 1.0
+            self._keep_context(None)
             return self
         # standardise in float64 here (the model does it again in float32, where huge targets would overflow)
         self.y_mean_, y_std = float(y.mean()), float(y.std())
@@ -94,6 +97,7 @@ class PFNRegressor(RegressorMixin, _PFNEstimator):
         context = self.y_train_ if rows is None else self.y_train_[rows]
         self._z_shift = float(context.mean())
         self._z_scale = float(context.std()) if context.std() > 1e-6 else 1.0
+        self._keep_context(None)
         return self
 
     def predict(self, X: Any, output: str = "mean", quantiles: Any = (0.1, 0.5, 0.9)) -> np.ndarray:
