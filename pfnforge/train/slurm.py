@@ -67,8 +67,11 @@ class SlurmRequeue(L.Callback):
             return
         path = self.checkpoint_dir / "last.ckpt"
         trainer.save_checkpoint(path)  # every rank: sharded strategies write their part
+        # this step's metrics: Lightning logs them after this hook, which the requeue below never returns to
+        trainer._logger_connector.on_batch_end()
+        trainer._logger_connector.update_train_step_metrics()
         for logger in trainer.loggers:
-            logger.finalize("KILLED")  # this job's tracking run ends here; the requeued job starts a new one
+            logger.finalize("KILLED")  # this job's part of the tracking run ends here; the requeued job continues it
         # Requeueing sends SIGTERM to every task: ignore it, so that each rank leaves on its own, cleanly
         # (Lightning's SIGTERM handler would broadcast to ranks that are already gone).
         sigterm = signal.signal(signal.SIGTERM, signal.SIG_IGN)
