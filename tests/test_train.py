@@ -155,6 +155,18 @@ def test_a_torn_last_checkpoint_falls_back_to_the_newest_intact_one(tmp_path):
     assert sorted(recorder.losses) == [11, 12]  # resumed from the step-10 checkpoint
 
 
+def test_resume_picks_the_highest_stored_step_not_the_newest_file(tmp_path):
+    run_training(_config(tmp_path, "copied", "trainer.max_steps=10", "trainer.checkpoint_every_n_steps=5"))
+    checkpoints = tmp_path / "copied" / "checkpoints"
+    (checkpoints / "last.ckpt").unlink()  # as if lost, then the run directory copied: file times reordered
+    [step5] = checkpoints.glob("*step=5.ckpt")
+    os.utime(step5, (time.time() + 100, time.time() + 100))  # the step-5 file is now the newest
+    recorder = LossRecorder()
+    run_training(_config(tmp_path, "copied", "trainer.max_steps=12", "trainer.checkpoint_every_n_steps=5"),
+                 callbacks=[recorder])
+    assert sorted(recorder.losses) == [11, 12]  # from step 10, not from the newer-looking step 5
+
+
 def test_bad_training_config_names_the_group():
     with pytest.raises(ConfigError, match=r"model: .*embed_dimm|Could not override 'model.embed_dimm'"):
         compose_train_config(["model.embed_dimm=3"])

@@ -74,17 +74,21 @@ def _checkpoint_metadata(prior, data: DataConfig, model: ArchitectureConfig, fla
 
 
 def _resume_checkpoint(directory: Path) -> Path | None:
-    """The newest checkpoint that loads: ``last.ckpt``, or, if a kill tore it, the newest step checkpoint."""
-    candidates = sorted(directory.glob("*.ckpt"), key=lambda p: (p.name == "last.ckpt", p.stat().st_mtime),
-                        reverse=True)
-    for path in candidates:
+    """The checkpoint of the highest step that loads (``last.ckpt`` on a tie). A torn file (a kill while
+    writing) is skipped with a warning; the step stored inside decides, not file times, which a copied run
+    directory does not keep."""
+    best: tuple[int, bool, Path] | None = None
+    for path in directory.glob("*.ckpt"):
         try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            return path
+            step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
         except Exception as error:
             warnings.warn(f"checkpoint {path} is unreadable ({type(error).__name__}); trying an older one",
                           RuntimeWarning, stacklevel=2)
-    return None
+            continue
+        candidate = (step, path.name == "last.ckpt", path)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best is not None else None
 
 
 def _check_same_model(path: Path, module: PFNModule, run_name: str) -> None:
