@@ -368,3 +368,15 @@ def test_bundled_regressor_beats_linear_regression_on_a_smooth_function():
     pfn = PFNRegressor(n_estimators=8).fit(X[:150], y[:150]).predict(X[150:])
     linear = LinearRegression().fit(X[:150], y[:150]).predict(X[150:])
     assert r2_score(y[150:], pfn) > max(0.85, r2_score(y[150:], linear) + 0.1)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-3, 1e200, 1e300])
+def test_regression_predictions_scale_with_the_target_at_any_magnitude(scale):
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(60, 3))
+    y = X[:, 0] * 2 + rng.normal(size=60) * 0.1
+    model = _small_regressor().set_params(n_estimators=2)
+    expected = model.fit(X[:40], y[:40]).predict(X[40:])
+    scaled = model.fit(X[:40], y[:40] * scale).predict(X[40:])
+    assert np.isfinite(scaled).all()  # 1e200 used to overflow the squares of the spread: all NaN
+    np.testing.assert_allclose(scaled / scale, expected, rtol=1e-9, atol=1e-12)

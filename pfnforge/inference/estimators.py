@@ -87,8 +87,13 @@ class PFNRegressor(RegressorMixin, _PFNEstimator):
             self.y_mean_, self.y_std_, self.y_train_, self._z_shift, self._z_scale = 0.0, 1.0, y, 0.0, 1.0
             self._keep_context(None)
             return self
-        # standardise in float64 here (the model does it again in float32, where huge targets would overflow)
-        self.y_mean_, y_std = float(y.mean()), float(y.std())
+        # standardise in float64 here (the model does it again in float32, where huge targets would overflow),
+        # scaled first by the largest magnitude so that neither 1e200 (squares overflow) nor 1e-200 (squares
+        # underflow) loses the spread
+        magnitude = float(np.max(np.abs(y)))
+        magnitude = magnitude if magnitude > 0 and np.isfinite(magnitude) else 1.0
+        self.y_mean_ = float(np.mean(y / magnitude)) * magnitude
+        y_std = float(np.std(y / magnitude)) * magnitude
         self.y_std_ = y_std if y_std > 0 and np.isfinite(y_std) else 1.0
         self.y_train_ = (y - self.y_mean_) / self.y_std_
         # the model's own standardisation of the already standardised targets (pfnforge.model.pfn.target_scale),
