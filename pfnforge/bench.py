@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from pfnforge.errors import ConfigError
 from pfnforge.prior import BatchShape, Prior
 
 
@@ -52,7 +53,8 @@ def benchmark_prior(prior: Prior, shape: BatchShape, *, num_workers: int = 1, re
                     warmup: int = 1, seed: int = 0) -> BenchResult:
     """Time ``repeats`` batches in each of ``num_workers`` processes (in this process when 1)."""
     if num_workers < 1 or repeats < 1 or warmup < 0:
-        raise ValueError("need workers >= 1, repeats >= 1 and warmup >= 0")
+        raise ConfigError(f"workers={num_workers}, repeats={repeats}, warmup={warmup}: need workers >= 1, "
+                          "repeats >= 1 and warmup >= 0")
     seeds = np.random.SeedSequence(seed).spawn(num_workers)
     if num_workers == 1:
         per_worker = [_time_batches(prior, shape, repeats, warmup, seeds[0])]

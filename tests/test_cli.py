@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from pfnforge.arrow import from_arrow, read_ipc
+from pfnforge.cli import main
 
 
 def _pfnforge(env, *args: str) -> subprocess.CompletedProcess:
@@ -79,3 +81,21 @@ def test_bad_input_exits_2_with_a_message_not_a_traceback(cli_env, tmp_path):
         result = _pfnforge(cli_env, *args)
         assert result.returncode == 2, (args, result.stderr)
         assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["priors", "bench", "gp", "--workers", "0"], "--workers: 0 is out of range: it must be >= 1"),
+    (["serve", "gp", "--port", "99999"], "--port: 99999 is not a port"),
+    (["serve", "gp", "--workers", "-1"], "--workers: -1 is out of range"),
+    (["generate", "gp", "--num-batches", "0", "--out", "x"], "--num-batches: 0 is out of range"),
+    (["priors", "sample", "gp", "--datasets", "1000000000", "--out", "x.arrow"], "GiB batch, above the 4 GiB"),
+    (["train", "seed=-1", "debug=fast"], "seed=-1 is out of range"),
+    (["train", "trainer.strategy=nonsense", "debug=fast"], "trainer.strategy='nonsense' is unknown"),
+])
+def test_bad_command_line_values_exit_2_with_a_message(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's own refusal
+        code = exit_.code
+    assert code == 2 and message in capsys.readouterr().err

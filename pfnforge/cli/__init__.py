@@ -8,6 +8,27 @@ import sys
 from pfnforge.errors import PfnforgeError
 
 
+def at_least(low: int):
+    """An argparse type: an integer >= ``low`` (argparse answers a bad value with exit code 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: it must be >= {low}")
+        return value
+    return parse
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
+    value = at_least(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port: use 0 (any free port) to 65535")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pfnforge.cli import models, predict, priors, stream, train
 

@@ -17,8 +17,9 @@ from omegaconf import OmegaConf
 
 from pfnforge import registry
 from pfnforge.arrow import to_arrow, write_ipc
+from pfnforge.cli import at_least
 from pfnforge.config import compose_prior_config
-from pfnforge.errors import PluginError
+from pfnforge.errors import ConfigError, PluginError
 from pfnforge.prior import BatchShape
 
 
@@ -34,9 +35,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("name", help="prior name or preset (see `pfnforge priors list`)")
         p.add_argument("overrides", nargs="*", help="key=value overrides of the prior config (Hydra syntax)")
-        p.add_argument("--datasets", type=int, default=datasets, help="datasets per batch")
-        p.add_argument("--rows", type=int, default=rows, help="rows per dataset")
-        p.add_argument("--features", type=int, default=features, help="features per dataset")
+        p.add_argument("--datasets", type=at_least(1), default=datasets, help="datasets per batch")
+        p.add_argument("--rows", type=at_least(1), default=rows, help="rows per dataset")
+        p.add_argument("--features", type=at_least(1), default=features, help="features per dataset")
         p.add_argument("--train-rows", type=int, default=None, help="train/test split point (default rows/2)")
         p.add_argument("--seed", type=int, default=0, help="seed of the generator")
         return p
@@ -50,12 +51,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     preview.add_argument("--show", type=int, default=8, help="sample datasets drawn as scatter plots")
     preview.set_defaults(run=run_preview)
     stats = with_shape("stats", "summary statistics of many draws", 64, 100, 5)
-    stats.add_argument("--batches", type=int, default=10, help="batches to draw")
+    stats.add_argument("--batches", type=at_least(1), default=10, help="batches to draw")
     stats.set_defaults(run=run_stats)
     bench = with_shape("bench", "datasets/s at a shape and worker count", 64, 100, 5)
-    bench.add_argument("--workers", type=int, default=1, help="worker processes, one core each")
-    bench.add_argument("--repeats", type=int, default=5, help="timed batches per worker")
-    bench.add_argument("--warmup", type=int, default=1, help="untimed batches per worker first")
+    bench.add_argument("--workers", type=at_least(1), default=1, help="worker processes, one core each")
+    bench.add_argument("--repeats", type=at_least(1), default=5, help="timed batches per worker")
+    bench.add_argument("--warmup", type=at_least(0), default=1, help="untimed batches per worker first")
     bench.set_defaults(run=run_bench)
 
 
@@ -118,7 +119,17 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_BATCH_BYTES = 4 << 30
+"""Largest batch the ``priors`` commands draw in memory (x and y as float32); a stream of many batches is
+``pfnforge generate``'s job."""
+
+
 def _prior_and_shape(args: argparse.Namespace):
+    size = args.datasets * args.rows * (args.features + 1) * 4
+    if size > MAX_BATCH_BYTES:
+        raise ConfigError(f"--datasets {args.datasets} x --rows {args.rows} x --features {args.features} is a "
+                          f"{size / 2**30:,.0f} GiB batch, above the {MAX_BATCH_BYTES >> 30} GiB these commands "
+                          "draw in memory: ask for fewer datasets, or write many batches with `pfnforge generate`")
     config = compose_prior_config(args.name, args.overrides)
     prior = registry.build_prior(config)
     train_rows = args.rows // 2 if args.train_rows is None else args.train_rows

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pfnforge import registry
+from pfnforge.cli import at_least, port
 from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError
 from pfnforge.hyperpriors import IntRange, Range
@@ -48,21 +49,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     generate = commands.add_parser("generate", help="write a prior stream to Arrow shards with a manifest")
     _prior_arguments(generate)
     _stream_arguments(generate)
-    generate.add_argument("--num-batches", type=int, required=True, help="batches to write")
+    generate.add_argument("--num-batches", type=at_least(1), required=True, help="batches to write")
     generate.add_argument("--out", type=Path, required=True, help="shard directory (resumes if it exists)")
-    generate.add_argument("--rank", type=int, default=0, help="rank whose stream to write")
+    generate.add_argument("--rank", type=at_least(0), default=0, help="rank whose stream to write")
     generate.add_argument("--part", type=_part, default=None, metavar="I/N",
                           help="write only slice I of N (parallel writers, e.g. a Slurm array); then run the same "
                                "command without --part to verify the slices and write the manifest")
-    generate.add_argument("--workers", type=int, default=None, help="worker processes (default: free cores)")
+    generate.add_argument("--workers", type=at_least(1), default=None, help="worker processes (default: free cores)")
     generate.set_defaults(run=run_generate)
 
     serve = commands.add_parser("serve", help="serve a prior's batches over Arrow Flight")
     _prior_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    serve.add_argument("--port", type=int, default=8815, help="port to bind (0: any free port)")
+    serve.add_argument("--port", type=port, default=8815, help="port to bind (0: any free port)")
     serve.add_argument("--token-file", type=Path, default=None, help="require this shared token from clients")
-    serve.add_argument("--workers", type=int, default=None, help="worker processes (default: free cores)")
+    serve.add_argument("--workers", type=at_least(1), default=None, help="worker processes (default: free cores)")
     serve.add_argument("--address-file", type=Path, default=None,
                        help="once listening, append grpc://host:port to this file (trainers' data.servers_file)")
     serve.add_argument("--advertise-host", default=None,
@@ -76,8 +77,8 @@ def _prior_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _stream_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="run seed")
-    parser.add_argument("--datasets", type=int, default=64, help="datasets per batch")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="run seed")
+    parser.add_argument("--datasets", type=at_least(1), default=64, help="datasets per batch")
     parser.add_argument("--rows", type=_int_range, default=IntRange(low=100, high=100), help="N or LOW-HIGH")
     parser.add_argument("--features", type=_int_range, default=IntRange(low=5, high=5), help="N or LOW-HIGH")
     parser.add_argument("--train-fraction", type=_fraction_range, default=Range(low=0.1, high=0.9),

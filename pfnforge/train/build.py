@@ -114,6 +114,12 @@ def build_strategy(config: TrainerConfig, task: Task) -> Any:
 
         return ModelParallelStrategy(data_parallel_size=config.devices * config.num_nodes, tensor_parallel_size=1,
                                      save_distributed_checkpoint=False)
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    known = ["auto", "fsdp2", *StrategyRegistry.available_strategies()]
+    if config.strategy not in known:
+        raise ConfigError(f"trainer.strategy={config.strategy!r} is unknown: choose a trainer preset (trainer=ddp, "
+                          f"fsdp2, deepspeed_zero2, ...) or one of {', '.join(sorted(set(known)))}")
     return config.strategy
 
 

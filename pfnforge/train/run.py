@@ -115,6 +115,8 @@ def run_training(cfg: DictConfig, callbacks: list[L.Callback] | None = None) -> 
 
 
 def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
+    if not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed={cfg.seed} is out of range: it must be an integer in [0, 2**32)")
     prior = registry.build_prior(to_prior_config(cfg.prior))
     data = typed(DataConfig, cfg.data, "data")
     model = to_model_config(cfg.model)
