@@ -74,7 +74,7 @@ def test_bad_input_exits_2_with_a_message_not_a_traceback(cli_env, tmp_path):
     cases = {
         ("priors", "sample", "gp", "lenghtscale.low=1", "--out", out): "Did you mean 'lengthscale'?",
         ("priors", "sample", "nope", "--out", out): "Installed priors:",
-        ("priors", "sample", "gp", "--rows", "0", "--out", out): "num_rows=0 is out of range",
+        ("priors", "sample", "gp", "--rows", "0", "--out", out): "--rows: 0 is out of range",
         ("priors", "sample", "gp", "--rows", "5", "--train-rows", "9", "--out", out): "more train rows than rows",
     }
     for args, fragment in cases.items():
