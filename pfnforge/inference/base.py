@@ -139,13 +139,13 @@ class _PFNEstimator(BaseEstimator):
             done.append(f"{num_features} informative features > the {max_features} it takes: each member sees "
                         f"{max_features} of them or, with feature_reduction={self.feature_reduction!r}, principal "
                         "components (subsample_features=False refuses instead)")
+        advice = ". Pass ignore_pretraining_limits=True to feed the rows and features as they are" if done else ""
         if num_classes is not None and num_classes > max_classes:
             done.append(f"{num_classes} classes > the {max_classes} of its head: each of {members} members "
                         f"predicts {max_classes} groups of classes and their code words are combined")
         if done:
-            warnings.warn("this model's pretraining limits are exceeded: " + "; ".join(done)
-                          + ". Pass ignore_pretraining_limits=True to feed the data as it is.", UserWarning,
-                          stacklevel=4)
+            warnings.warn("this model's pretraining limits are exceeded: " + "; ".join(done) + advice + ".",
+                          UserWarning, stacklevel=4)
 
     def _check_limits(self, shape: tuple[int, int], num_classes: int | None) -> None:
         """``shape``: training rows and informative (non-constant) features. Refuses only what the options
