@@ -82,7 +82,8 @@ def worker_budget(local_world_size: int = 1, trainer_threads: int = 1) -> tuple[
     workers = max(1, share - trainer_threads)
     ranks = "" if own_share else f" / {local_world_size} local rank{'s' * (local_world_size > 1)}"
     return workers, (f"{workers} prior worker{'s' * (workers > 1)} per rank: {cpus} CPUs ({source}){ranks} "
-                     f"- {trainer_threads} trainer thread{'s' * (trainer_threads > 1)}")
+                     f"- {trainer_threads} trainer thread{'s' * (trainer_threads > 1)}"
+                     f"{' (at least one)' if share - trainer_threads < 1 else ''}")
 
 
 def _shared_memory_dir() -> Path:
