@@ -44,8 +44,3 @@ def bar_quantiles(bar: BarDistribution, probs_TN: torch.Tensor, levels_Q: torch.
     result = torch.where(bucket_TQ == 0, left_TQ, torch.where(bucket_TQ == bar.num_buckets - 1, right_TQ, inner_TQ))
     return result.float()
 
-
-def bar_median(bar: BarDistribution, probs_TN: torch.Tensor) -> torch.Tensor:
-    """(T,) predictive median."""
-    return bar_quantiles(bar, probs_TN, torch.tensor([0.5]))[:, 0]
-
