@@ -105,11 +105,13 @@ def test_resume_from_a_saved_position_continues_the_same_stream(gp, reference):
         other_rank.load_state_dict(state)
 
 
-def _start_server(port: int, token_file: Path | None = None) -> subprocess.Popen:
+def _start_server(port: int, token_file: Path | None = None, stderr: Path | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "pfnforge.cli", "serve", "gp", "--port", str(port), "--workers", "1"]
     if token_file:
         command += ["--token-file", str(token_file)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    with open(stderr or os.devnull, "w") as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors if stderr else None, text=True,
+                                   start_new_session=True)
     line = process.stdout.readline()
     assert "serving prior gp at grpc://127.0.0.1:" in line, line
     return process
@@ -171,10 +173,12 @@ def test_flight_fails_over_to_another_server(gp, reference):
 def test_wrong_or_missing_token_is_refused(tmp_path, reference):
     token_file = tmp_path / "token"
     token_file.write_text("s3cret\n")
+    token_file.chmod(0o644)
     port = _free_port()
-    server = _start_server(port, token_file)
+    server = _start_server(port, token_file, stderr=tmp_path / "serve.err")
     location = [f"grpc://127.0.0.1:{port}"]
     try:
+        assert f"can be read by other users: chmod 600 {token_file}" in (tmp_path / "serve.err").read_text()
         for token in ("wrong", None):
             with FlightSource(location, CONFIG, rank=1, token=token) as source, \
                     pytest.raises(PfnforgeError, match="refused the token"):

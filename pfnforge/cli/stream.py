@@ -111,6 +111,9 @@ def run_serve(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot read --token-file {args.token_file}: {error}") from error
         if not token:
             raise ConfigError(f"--token-file {args.token_file} is empty: put a shared secret in it")
+        if args.token_file.stat().st_mode & 0o077:
+            print(f"pfnforge serve: warning: --token-file {args.token_file} can be read by other users: "
+                  f"chmod 600 {args.token_file}", file=sys.stderr)
     prior = registry.build_prior(compose_prior_config(args.name, args.overrides))
     server = PriorServer(prior, host=args.host, port=args.port, token=token, num_workers=args.workers)
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())

@@ -17,6 +17,7 @@ with a ``StreamError`` naming the server and its message; a batch that no server
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import threading
 import time
@@ -40,7 +41,8 @@ class _TokenCheck(flight.ServerMiddlewareFactory):
         self._expected = f"Bearer {token}"
 
     def start_call(self, info, headers):
-        if headers.get("authorization", [None])[0] != self._expected:
+        given = headers.get("authorization", [""])[0] or ""
+        if not hmac.compare_digest(given.encode(), self._expected.encode()):  # no timing side channel
             raise flight.FlightUnauthenticatedError(
                 "pfnforge prior server: missing or wrong token; pass the server's token file to the client")
         return None
