@@ -10,27 +10,16 @@ Prints one table; the ``kept/recomputed`` column is the ratio of ``predict`` tim
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
+from _timing import median_seconds
 
 from pfnforge import PFNClassifier, registry
 from pfnforge.cli.train import compose_train_config
 from pfnforge.config import to_model_config
 from pfnforge.inference import ensemble
 from pfnforge.inference.artifact import build_random_pfn
-
-
-def _median_seconds(function, repeats: int) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -75,15 +64,15 @@ def _row(preset: str, num_features: int, batch: tuple, data: tuple, repeats: int
         if device != "cpu":
             torch.cuda.synchronize()
 
-    step_s = _median_seconds(step, repeats)
+    step_s = median_seconds(step, repeats)
     trained = build_random_pfn(config, regression=False, max_rows=300, seed=0)
     estimator = PFNClassifier(trained, n_estimators=4, device=device).fit(X_fit, y_fit)
-    kept = _median_seconds(lambda: estimator.predict_proba(X_query), repeats)
+    kept = median_seconds(lambda: estimator.predict_proba(X_query), repeats)
     original = ensemble.CONTEXT_CACHE_BYTES
     ensemble.CONTEXT_CACHE_BYTES = 0
     estimator.ensemble_._cached = None
     try:
-        recomputed = _median_seconds(lambda: estimator.predict_proba(X_query), repeats)
+        recomputed = median_seconds(lambda: estimator.predict_proba(X_query), repeats)
     finally:
         ensemble.CONTEXT_CACHE_BYTES = original
     parameters = sum(p.numel() for p in model.parameters())

@@ -10,27 +10,16 @@ so every member's context holds all 1,000 rows), 1,000 query rows; medians over 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
 import torch
+from _timing import median_seconds
 from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from pfnforge import PFNClassifier
 from pfnforge.inference import ensemble
-
-
-def _median(function, repeats: int) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -42,14 +31,14 @@ def main() -> None:
     X_fit, y_fit, X_query, y_query = X[:1000], y[:1000], X[1000:], y[1000:]
     warnings.simplefilter("ignore")
     estimator = PFNClassifier(n_estimators=args.members, ignore_pretraining_limits=True)
-    fit = _median(lambda: estimator.fit(X_fit, y_fit), args.repeats)
-    kept = _median(lambda: estimator.predict_proba(X_query), args.repeats)
+    fit = median_seconds(lambda: estimator.fit(X_fit, y_fit), args.repeats)
+    kept = median_seconds(lambda: estimator.predict_proba(X_query), args.repeats)
     auc = roc_auc_score(y_query, estimator.predict_proba(X_query)[:, 1])
     ensemble.CONTEXT_CACHE_BYTES = 0  # the baseline: every predict runs the training rows again
     estimator.fit(X_fit, y_fit)
-    recomputed = _median(lambda: estimator.predict_proba(X_query), args.repeats)
+    recomputed = median_seconds(lambda: estimator.predict_proba(X_query), args.repeats)
     hgb = HistGradientBoostingClassifier(random_state=0)
-    hgb_s = _median(lambda: hgb.fit(X_fit, y_fit).predict_proba(X_query), args.repeats)
+    hgb_s = median_seconds(lambda: hgb.fit(X_fit, y_fit).predict_proba(X_query), args.repeats)
     hgb_auc = roc_auc_score(y_query, hgb.predict_proba(X_query)[:, 1])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.members} members, 1,000 context rows "
           f"x 20 features, 1,000 queries; context {estimator.ensemble_.x_train_MTF.nbytes / 2**20:.1f} MiB of inputs")
