@@ -73,29 +73,30 @@ def _checkpoint_metadata(prior, data: DataConfig, model: ArchitectureConfig, fla
     }
 
 
-def _resume_checkpoint(directory: Path) -> Path | None:
+def _resume_checkpoint(directory: Path) -> tuple[Path, dict] | None:
     """The checkpoint of the highest step that loads (``last.ckpt`` on a tie). A torn file (a kill while
     writing) is skipped with a warning; the step stored inside decides, not file times, which a copied run
-    directory does not keep."""
-    best: tuple[int, bool, Path] | None = None
+    directory does not keep. Returns the path and the checkpoint's ``pfnforge`` metadata."""
+    best: tuple[int, bool, Path, dict] | None = None
     for path in directory.glob("*.ckpt"):
         try:
-            step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
+            saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            step = int(saved.get("global_step", -1))
         except Exception as error:
             warnings.warn(f"checkpoint {path} is unreadable ({type(error).__name__}); trying an older one",
                           RuntimeWarning, stacklevel=2)
             continue
-        candidate = (step, path.name == "last.ckpt", path)
+        candidate = (step, path.name == "last.ckpt", path, saved.get("pfnforge", {}))
         if best is None or candidate[:2] > best[:2]:
             best = candidate
-    return best[2] if best is not None else None
+    return (best[2], best[3]) if best is not None else None
 
 
-def _check_same_model(path: Path, module: PFNModule, run_name: str) -> None:
-    """Refuse to resume a checkpoint of another architecture or size, naming both and the way out."""
+def _check_same_model(path: Path, saved: dict, module: PFNModule, run_name: str) -> None:
+    """Refuse to resume the checkpoint at ``path`` (``pfnforge`` metadata ``saved``) of another architecture
+    or size, naming both and the way out."""
     import dataclasses
 
-    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("pfnforge", {})
     architecture = saved.get("architecture", "rowwise")
     ours = dataclasses.asdict(module.model_config)
     changed = {k: (v, ours.get(k)) for k, v in (saved.get("model") or {}).items()
@@ -137,9 +138,10 @@ def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
                        metadata=_checkpoint_metadata(prior, data, model, flat))
     if trainer_config.compile:  # in place: parameter names, and so checkpoints, stay those of the plain model
         module.model.compile(dynamic=True, backend=trainer_config.compile_backend)
-    resume_from = _resume_checkpoint(output_dir / "checkpoints")
-    if resume_from is not None:
-        _check_same_model(resume_from, module, cfg.run_name)
+    found = _resume_checkpoint(output_dir / "checkpoints")
+    resume_from = found[0] if found is not None else None
+    if found is not None:
+        _check_same_model(*found, module, cfg.run_name)
     logger = build_logger(logger_config, cfg.run_name, flat, output_dir)  # a resume continues the run
     trainer = build_trainer(
         trainer_config, build_strategy(trainer_config, prior.task), logger,
