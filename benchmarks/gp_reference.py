@@ -1,14 +1,15 @@
-"""A trained GP PFN against the exact GP posterior: mean NLL per test point of both, and their gap, for every
-number of context points 1..50, on held-out prior datasets; plus plots of both curves and of a few 1-D
-posteriors (PFN predictive bands over exact GP bands).
+"""A trained GP PFN against the Bayes-optimal predictive of its prior: mean NLL per test point of both, and
+their gap, for every number of context points 1..50, on held-out prior datasets; plus plots of both curves
+and of a few 1-D posteriors (PFN predictive bands over exact GP bands).
 
     python benchmarks/gp_reference.py outputs/gp_1d_reference/checkpoints/last.ckpt
     python benchmarks/gp_reference.py CKPT --num-datasets 1000 --name gp_1d_reference --out docs/benchmarks
 
 The datasets come from the prior the checkpoint was trained on (its recorded config; ``--prior`` plus
-``key=value`` overrides picks another preset), from a seed no training or validation stream uses. With
-kernel hyperpriors the exact reference is the GP with each dataset's true hyperparameters: a lower bound
-no predictor that does not see them can reach.
+``key=value`` overrides picks another preset), from a seed no training or validation stream uses. With fixed
+hyperparameters the reference is the exact GP posterior; with kernel hyperpriors it is the GP posterior
+integrated over them (``pfnforge_priors.gp.marginal``, Monte Carlo error printed), and the oracle that knows
+each dataset's drawn hyperparameters, a bound no predictor reaches, is printed beside it.
 
 Legend: B datasets, R rows, T context (training) rows, Q test rows, G grid points, L band levels.
 """
@@ -48,28 +49,34 @@ def prior_of(trained: TrainedPFN, preset: str | None, overrides: list[str]) -> P
 
 def nll_by_context(trained: TrainedPFN, prior: Prior, sizes: list[int], num_datasets: int, num_test_rows: int,
                    chunk: int = 250) -> dict[str, np.ndarray]:
-    """Per context size: mean NLL per test point of the model and of the exact posterior, and the standard
-    error of their gap over datasets."""
-    out = {name: np.zeros(len(sizes)) for name in ("model", "exact", "gap_stderr")}
+    """Per context size: mean NLL per test point of the model, of the reference and (NaN without hyperpriors)
+    of the oracle; the standard error of the gap over datasets and the reference's Monte Carlo error."""
+    out = {name: np.full(len(sizes), np.nan) for name in ("model", "exact", "oracle", "gap_stderr", "mc_error")}
+    out["reference"] = ""
     for i, T in enumerate(sizes):
         rng = np.random.default_rng(np.random.SeedSequence([SEED, T]))
-        gaps = []
-        model_sum = exact_sum = 0.0
+        model_B, exact_B, oracle_B, mc_error_B = [], [], [], []
         for start in range(0, num_datasets, chunk):
             B = min(chunk, num_datasets - start)
             batch = prior.sample(rng, BatchShape(num_datasets=B, num_rows=T + num_test_rows, num_features=1,
                                                  num_train_rows=T))
-            exact_BQ = -np.asarray(prior.reference_log_likelihood(batch), dtype=np.float64)[:, T:]
+            reference = prior.reference(batch)
+            out["reference"] = reference.name
+            exact_B.append(-np.asarray(reference.log_density, dtype=np.float64)[:, T:].mean(1))
+            mc_error_B.append(np.zeros(B) if reference.mc_error is None else reference.mc_error)
+            oracle = prior.oracle_log_likelihood(batch)
+            if oracle is not None:
+                oracle_B.append(-np.asarray(oracle, dtype=np.float64)[:, T:].mean(1))
             with torch.no_grad():
-                model_BQ = -trained.model.test_log_likelihood(
+                model_B.append(-trained.model.test_log_likelihood(
                     torch.from_numpy(batch.x), torch.from_numpy(batch.y), T,
-                    torch.zeros(B, dtype=torch.int64)).double().numpy()
-            model_sum += model_BQ.mean(1).sum()
-            exact_sum += exact_BQ.mean(1).sum()
-            gaps.append(model_BQ.mean(1) - exact_BQ.mean(1))
-        gap_B = np.concatenate(gaps)
-        out["model"][i], out["exact"][i] = model_sum / num_datasets, exact_sum / num_datasets
-        out["gap_stderr"][i] = gap_B.std(ddof=1) / np.sqrt(len(gap_B))
+                    torch.zeros(B, dtype=torch.int64)).double().numpy().mean(1))
+        model_B, exact_B, mc_error_B = (np.concatenate(a) for a in (model_B, exact_B, mc_error_B))
+        out["model"][i], out["exact"][i] = model_B.mean(), exact_B.mean()
+        out["gap_stderr"][i] = (model_B - exact_B).std(ddof=1) / np.sqrt(len(model_B))
+        out["mc_error"][i] = np.sqrt(np.sum(mc_error_B**2)) / len(mc_error_B)
+        if oracle_B:
+            out["oracle"][i] = np.concatenate(oracle_B).mean()
     return out
 
 
@@ -105,7 +112,9 @@ def plot_curves(sizes: list[int], result: dict[str, np.ndarray], title: str, pat
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=[2, 1])
     top.plot(sizes, result["model"], "o-", ms=3, label="PFN")
-    top.plot(sizes, result["exact"], "s-", ms=3, label="exact GP posterior")
+    top.plot(sizes, result["exact"], "s-", ms=3, label=result["reference"])
+    if not np.isnan(result["oracle"]).all():
+        top.plot(sizes, result["oracle"], "^:", ms=3, label="oracle (true hyperparameters)")
     top.set_ylabel("NLL per test point (nats)")
     top.legend()
     top.set_title(title)
@@ -169,19 +178,30 @@ def main() -> None:
     gap = result["model"] - result["exact"]
     print(f"{args.name}: {args.num_datasets} held-out datasets per context size, {args.test_rows} test points "
           f"each ({time.perf_counter() - started:.0f} s)")
-    print(f"{'context':>7} {'PFN NLL':>9} {'exact NLL':>10} {'gap':>8} {'± 2 s.e.':>9}")
+    has_oracle = not np.isnan(result["oracle"]).all()
+    print(f"reference: the {result['reference']}")
+    print(f"{'context':>7} {'PFN NLL':>9} {'ref. NLL':>9} {'gap':>8} {'± 2 s.e.':>9} {'MC err':>7}"
+          + (f" {'oracle NLL':>10} {'gap to oracle':>13}" if has_oracle else ""))
     for i, T in enumerate(sizes):
         if T <= 10 or T % 5 == 0:
-            print(f"{T:>7} {result['model'][i]:>9.4f} {result['exact'][i]:>10.4f} {gap[i]:>8.4f} "
-                  f"{2 * result['gap_stderr'][i]:>9.4f}")
+            print(f"{T:>7} {result['model'][i]:>9.4f} {result['exact'][i]:>9.4f} {gap[i]:>8.4f} "
+                  f"{2 * result['gap_stderr'][i]:>9.4f} {result['mc_error'][i]:>7.4f}"
+                  + (f" {result['oracle'][i]:>10.4f} {result['model'][i] - result['oracle'][i]:>13.4f}"
+                     if has_oracle else ""))
     mean_stderr = np.sqrt((result["gap_stderr"] ** 2).sum()) / len(sizes)
+    mean_mc_error = np.sqrt((result["mc_error"] ** 2).sum()) / len(sizes)
     print(f"mean gap over context sizes 1-{args.max_context}: {gap.mean():.4f} ± {2 * mean_stderr:.4f} nats "
-          f"per test point (PFN {result['model'].mean():.4f}, exact {result['exact'].mean():.4f})")
+          f"per test point (PFN {result['model'].mean():.4f}, reference {result['exact'].mean():.4f}, "
+          f"its Monte Carlo error {mean_mc_error:.4f})")
+    if has_oracle:
+        print(f"mean gap to the oracle: {(result['model'] - result['oracle']).mean():.4f} "
+              f"(oracle {result['oracle'].mean():.4f})")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plot_curves(sizes, result, f"{args.name}: mean gap {gap.mean():.3f} nats", out / f"{args.name}_nll.png")
+    bands = "the GP given the drawn hyperparameters" if has_oracle else "exact GP"
     plot_posteriors(trained, prior, [s for s in (1, 3, 10, 40) if s <= args.max_context],
-                    f"{args.name}: PFN bands (blue) over exact GP bands (grey)", out / f"{args.name}_posteriors.png")
+                    f"{args.name}: PFN bands (blue) over {bands} bands (grey)", out / f"{args.name}_posteriors.png")
     print(f"plots: {out / f'{args.name}_nll.png'}, {out / f'{args.name}_posteriors.png'}")
 
 

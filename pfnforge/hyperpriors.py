@@ -49,6 +49,18 @@ class Range:
             return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
         return rng.uniform(self.low, self.high, size)
 
+    @property
+    def is_fixed(self) -> bool:
+        """Whether every draw is the same value (``low == high``)."""
+        return self.low == self.high
+
+    def at_quantile(self, u: np.ndarray) -> np.ndarray:
+        """The values at quantiles ``u`` in [0, 1] of this range's distribution (its inverse CDF), as float64."""
+        u = np.asarray(u, dtype=np.float64)
+        if self.scale is Scale.log:
+            return np.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return self.low + u * (self.high - self.low)
+
     def check(self, name: str, *, above: float | None = None, at_least: float | None = None,
               at_most: float | None = None) -> None:
         """Raise a ``ConfigError`` naming ``name`` unless the whole range lies within the given bounds."""

@@ -53,6 +53,19 @@ class BatchShape:
                               f"[0, num_rows={self.num_rows}] (more train rows than rows)")
 
 
+@dataclass(kw_only=True, eq=False)
+class Reference:
+    """The Bayes-optimal posterior predictive of a batch's test rows, for priors that know it: the predictive of
+    a model that sees only each dataset's rows and knows the prior exactly. Trained models are judged by it."""
+
+    log_density: np.ndarray
+    """(B, R) log-density of each test row, NaN on the training rows."""
+    name: str
+    """Which predictive this is, in words (e.g. "exact GP posterior", "hyperparameter-marginal GP posterior")."""
+    mc_error: np.ndarray | None = None
+    """(B,) Monte Carlo standard error of each dataset's mean test-row log-density, where it is estimated."""
+
+
 @dataclass(kw_only=True)
 class PriorConfig:
     """Base of every prior's nested ``Config``: a ``kw_only`` dataclass validated in ``__post_init__``."""
@@ -83,9 +96,15 @@ class Prior(abc.ABC):
         """Whether ``x`` may hold NaN for missing values under this configuration."""
         return False
 
-    def reference_log_likelihood(self, batch: PriorBatch) -> np.ndarray | None:
-        """(B, R) log-density of each test row under the Bayes-optimal predictive, NaN elsewhere, for priors
-        that know it (the GP prior does); ``None`` otherwise. Trained models are judged against it."""
+    def reference(self, batch: PriorBatch) -> Reference | None:
+        """The Bayes-optimal predictive of the batch's test rows, for priors that know it (the GP prior does);
+        ``None`` otherwise."""
+        return None
+
+    def oracle_log_likelihood(self, batch: PriorBatch) -> np.ndarray | None:
+        """(B, R) log-density of each test row given each dataset's *drawn* latent values (e.g. its kernel
+        hyperparameters), which no model sees: a bound below the reference. ``None`` where the prior draws no
+        latent values the reference must integrate over (then the two are the same) or does not know it."""
         return None
 
     def __repr__(self) -> str:

@@ -164,4 +164,10 @@ def test_gp_model_nll_is_compared_with_the_exact_posterior(tiny_gp_run, tmp_path
     assert main(["evaluate", checkpoint, "--prior", "trained", "--num-datasets", "16", "--context-sizes",
                  "2,8", "--no-mlflow", "--out", str(tmp_path)]) == 0  # the prior and config it was trained on
     assert len(pd.read_csv(tmp_path / "posterior_gap.csv")) == 2 and (tmp_path / "posterior_gap.png").is_file()
+    assert (tmp_path / "posterior_gap.md").read_text().startswith("Reference: the exact GP posterior.")
+    drawn = registry.build_prior(compose_prior_config("gp_1d_reference", ["noise_variance.low=0.001"]))
+    table = evaluate_against_prior(trained, drawn, PosteriorConfig(context_sizes=[4], num_datasets=24,
+                                                                   num_test_rows=10))
+    assert table.attrs["reference"] == "hyperparameter-marginal GP posterior"  # a drawn noise: integrated over
+    assert (table.gap_to_oracle > table.gap).all() and (table.exact_mc_error < 0.005).all()
     assert trained_prior(trained).config == prior.config  # gp_1d_reference, rebuilt from the checkpoint

@@ -1,5 +1,5 @@
 """Figures of ``pfnforge evaluate``: per-dataset scores, mean ranks with the Nemenyi critical difference,
-and a PFN's NLL against the exact posterior by number of context points."""
+and a PFN's NLL against its prior's reference posterior by number of context points."""
 
 from __future__ import annotations
 
@@ -88,17 +88,25 @@ def plot_mean_ranks(summary: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_posterior_gap(table: pd.DataFrame, path: Path, title: str) -> Path:
-    """NLL per test point of the model and of the exact posterior, and their gap, by context size."""
+    """NLL per test point of the model, of the reference predictive (and of the oracle, where scored), and
+    the gaps, by context size."""
     plt = _pyplot()
+    reference = table.attrs.get("reference") or "exact posterior"
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     x = table.num_context
     left.errorbar(x, table.model_nll, yerr=table.model_nll_stderr, marker="o", label="PFN")
-    left.errorbar(x, table.exact_nll, yerr=table.exact_nll_stderr, marker="s", label="exact posterior")
+    left.errorbar(x, table.exact_nll, yerr=table.exact_nll_stderr, marker="s", label=reference)
+    right.errorbar(x, table.gap, yerr=table.gap_stderr, marker="o", color="tab:red", label=f"PFN − {reference}")
+    if "oracle_nll" in table:
+        left.errorbar(x, table.oracle_nll, yerr=table.oracle_nll_stderr, marker="^", ls=":",
+                      label="oracle (true hyperparameters)")
+        right.errorbar(x, table.gap_to_oracle, yerr=table.gap_to_oracle_stderr, marker="^", ls=":",
+                       color="tab:grey", label="PFN − oracle")
+        right.legend(fontsize=8)
     left.set_ylabel("NLL per test point (nats)")
-    left.legend()
-    right.errorbar(x, table.gap, yerr=table.gap_stderr, marker="o", color="tab:red")
+    left.legend(fontsize=8)
     right.axhline(0, color="grey", lw=0.8)
-    right.set_ylabel("NLL gap: PFN − exact (nats)")
+    right.set_ylabel("NLL gap (nats)")
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_xlabel("context points")

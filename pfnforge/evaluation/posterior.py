@@ -71,8 +71,10 @@ def _mean_stderr(values: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate_against_prior(trained, prior: Prior, config: PosteriorConfig) -> pd.DataFrame:
-    """One row per context size: mean NLL per test point of the model and of the exact posterior, the gap
-    (model − exact; 0 is Bayes-optimal), each with its standard error over datasets."""
+    """One row per context size: mean NLL per test point of the model and of the prior's reference predictive,
+    the gap (model − reference; 0 is Bayes-optimal), each with its standard error over datasets, the
+    reference's Monte Carlo error where it is estimated, and with drawn hyperparameters the oracle's NLL and the
+    gap to it. ``table.attrs["reference"]`` names the reference."""
     num_features = _num_features(trained, config)
     if num_features > trained.limits["max_features"]:
         raise ConfigError(f"num_features={num_features} is more than the model takes "
@@ -82,24 +84,34 @@ def evaluate_against_prior(trained, prior: Prior, config: PosteriorConfig) -> pd
     if not sizes:
         raise ConfigError(f"every context size in {config.context_sizes} plus {config.num_test_rows} test rows "
                           f"exceeds the model's {max_rows} rows: pass smaller --context-sizes")
-    rows = []
+    rows, reference_name = [], None
     for T in sizes:
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, T]))
         shape = BatchShape(num_datasets=config.num_datasets, num_rows=T + config.num_test_rows,
                            num_features=num_features, num_train_rows=T)
         batch = prior.sample(rng, shape)
-        reference_BR = prior.reference_log_likelihood(batch)
-        if reference_BR is None:
+        reference = prior.reference(batch)
+        if reference is None:
             raise ConfigError(f"prior {prior.name!r} does not know its exact posterior predictive, so there is "
                               "nothing to compare with: use a prior that does (e.g. --prior gp)")
+        reference_name = reference.name
         num_classes_B = torch.as_tensor(np.broadcast_to(batch.num_classes, (config.num_datasets,)).copy())
         with torch.no_grad():
             log_likelihood_BQ = trained.model.test_log_likelihood(
                 torch.from_numpy(batch.x), torch.from_numpy(batch.y), T, num_classes_B).double().numpy()
         model_B = -log_likelihood_BQ.mean(1)
-        exact_B = -np.asarray(reference_BR, dtype=np.float64)[:, T:].mean(1)
+        exact_B = -np.asarray(reference.log_density, dtype=np.float64)[:, T:].mean(1)
         row = {"num_context": T}
         for name, values in (("model_nll", model_B), ("exact_nll", exact_B), ("gap", model_B - exact_B)):
             row[name], row[f"{name}_stderr"] = _mean_stderr(values)
+        if reference.mc_error is not None:
+            row["exact_mc_error"] = float(np.sqrt(np.sum(reference.mc_error**2)) / len(reference.mc_error))
+        oracle_BR = prior.oracle_log_likelihood(batch)
+        if oracle_BR is not None:
+            oracle_B = -np.asarray(oracle_BR, dtype=np.float64)[:, T:].mean(1)
+            for name, values in (("oracle_nll", oracle_B), ("gap_to_oracle", model_B - oracle_B)):
+                row[name], row[f"{name}_stderr"] = _mean_stderr(values)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["reference"] = reference_name
+    return table

@@ -76,14 +76,17 @@ def evaluate_on_prior(trained, prior, out: str | Path, config: PosteriorConfig, 
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "posterior_gap.csv", index=False)
     markdown = markdown_table(table)
+    reference = table.attrs["reference"]
+    markdown = f"Reference: the {reference}.\n\n{markdown}"
     (out / "posterior_gap.md").write_text(markdown)
     plot = plot_posterior_gap(table, out / "posterior_gap.png",
-                              f"{prior.name} prior: PFN vs exact posterior ({config.num_datasets} datasets per size)")
+                              f"{prior.name} prior: PFN vs {reference} ({config.num_datasets} datasets per size)")
     files = [out / "posterior_gap.csv", out / "posterior_gap.md", plot]
     metrics = {}
+    names = [n for n in ("model_nll", "exact_nll", "gap", "oracle_nll", "gap_to_oracle") if n in table]
     for row in table.itertuples(index=False):
-        metrics.update({f"posterior/{name}/context_{row.num_context}": float(getattr(row, name))
-                        for name in ("model_nll", "exact_nll", "gap")})
-    params = {**dataclasses.asdict(config), "prior": prior.name, "prior_config": repr(prior.config)}
+        metrics.update({f"posterior/{name}/context_{row.num_context}": float(getattr(row, name)) for name in names})
+    params = {**dataclasses.asdict(config), "prior": prior.name, "prior_config": repr(prior.config),
+              "reference": reference}
     run_id = _log(tracking or Tracking(), params, metrics, files)
     return Outcome(table=table, markdown=markdown, files=files, run_id=run_id)

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import lightning as L
+import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from pfnforge.arrow import from_arrow, to_torch
 from pfnforge.errors import ConfigError
@@ -67,7 +69,14 @@ class StepBatch:
     num_train_rows: int
     num_classes: torch.Tensor
     reference_log_likelihood: torch.Tensor | None = None
-    """(B, R - T) Bayes-optimal log-density of the test rows, where the prior knows it."""
+    """(B, R - T) log-density of the test rows under the prior's Bayes-optimal predictive, where it knows it."""
+    oracle_log_likelihood: torch.Tensor | None = None
+    """(B, R - T) log-density of the test rows given each dataset's drawn latent values (which no model sees),
+    where the prior draws them and knows it."""
+
+
+def _test_rows(log_density_BR: np.ndarray, num_train_rows: int) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(log_density_BR[:, num_train_rows:])).float()
 
 
 class PriorDataModule(L.LightningDataModule):
@@ -79,6 +88,8 @@ class PriorDataModule(L.LightningDataModule):
         self.config = config
         self.next_batch = 0
         self.source: BatchSource | None = None
+        self.reference_name: str | None = None
+        """What ``val/gap_to_exact`` measures the distance to, once the validation batches are built."""
 
     def _open(self, rank: int) -> BatchSource:
         if self.config.servers or self.config.servers_file:
@@ -92,9 +103,6 @@ class PriorDataModule(L.LightningDataModule):
     def _budgeted_workers(self) -> int:
         """Workers for this rank from the node's CPU budget shared by the ranks on this node, less the
         trainer's threads (its torch threads when it trains on CPU, one otherwise); logged."""
-        import torch
-        from lightning.pytorch.utilities import rank_zero_info
-
         from pfnforge.stream.pool import worker_budget
 
         trainer = getattr(self, "trainer", None)
@@ -108,8 +116,6 @@ class PriorDataModule(L.LightningDataModule):
     def _open_servers(self, rank: int) -> BatchSource:
         """Batches from prior servers (they serve the same prior: start them with the same name and overrides)."""
         from pathlib import Path
-
-        from lightning.pytorch.utilities import rank_zero_info
 
         from pfnforge.stream.discovery import wait_for_locations
         from pfnforge.stream.flight import FlightSource
@@ -155,10 +161,19 @@ class PriorDataModule(L.LightningDataModule):
             prior_batch = from_arrow(record_batch)
             tensors = to_torch(record_batch)
             T = int(tensors.num_train_rows[0])
-            reference = self.prior.reference_log_likelihood(prior_batch)
+            reference = self.prior.reference(prior_batch)
+            oracle = self.prior.oracle_log_likelihood(prior_batch)
+            if reference is not None:
+                self.reference_name = reference.name
             batches.append(StepBatch(
                 index=len(batches), x=tensors.x, y=tensors.y, num_train_rows=T, num_classes=tensors.num_classes,
-                reference_log_likelihood=None if reference is None else torch.from_numpy(reference[:, T:]).float()))
+                reference_log_likelihood=None if reference is None else _test_rows(reference.log_density, T),
+                oracle_log_likelihood=None if oracle is None else _test_rows(oracle, T)))
+        if self.reference_name:
+            rank_zero_info(f"data: val/gap_to_exact is the distance to the {self.reference_name}")
+            logger = getattr(getattr(self, "trainer", None), "logger", None)
+            if hasattr(logger, "set_tags"):
+                logger.set_tags({"val/reference": self.reference_name})
         return _FixedBatches(batches)
 
     def state_dict(self) -> dict[str, int]:

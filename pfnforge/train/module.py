@@ -129,9 +129,13 @@ class PFNModule(L.LightningModule):
         nll = -log_likelihood_BT.mean()
         self.log("val/nll", nll, batch_size=batch.y.shape[0])
         if batch.reference_log_likelihood is not None:
-            # nats per test row between the model and the Bayes-optimal predictive (e.g. the exact GP)
+            # nats per test row between the model and the prior's Bayes-optimal predictive (the exact GP posterior,
+            # or with hyperpriors the GP posterior integrated over them)
             gap = nll + batch.reference_log_likelihood.mean()
             self.log("val/gap_to_exact", gap, batch_size=batch.y.shape[0])
+        if batch.oracle_log_likelihood is not None:
+            # the same against the predictive given the drawn hyperparameters, which no model can match
+            self.log("val/gap_to_oracle", nll + batch.oracle_log_likelihood.mean(), batch_size=batch.y.shape[0])
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)

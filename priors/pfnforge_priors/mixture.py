@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pfnforge import registry
 from pfnforge.batch import PriorBatch
 from pfnforge.errors import ConfigError, UnknownPriorError
-from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
+from pfnforge.prior import BatchShape, Prior, PriorConfig, Reference, Task
 
 
 class MixtureLevel(enum.Enum):
@@ -92,12 +92,19 @@ class MixturePrior(Prior):
     def emits_missing_values(self) -> bool:
         return any(c.emits_missing_values() for c in self.components)
 
-    def reference_log_likelihood(self, batch: PriorBatch) -> np.ndarray | None:
+    def _only_component(self, batch: PriorBatch) -> Prior | None:
         names = set(batch.prior)
-        if len(names) != 1:
-            return None
-        component = next(c for c in self.components if c.name in names)
-        return component.reference_log_likelihood(batch)
+        return next(c for c in self.components if c.name in names) if len(names) == 1 else None
+
+    def reference(self, batch: PriorBatch) -> Reference | None:
+        """The component's reference when the whole batch comes from one component (a mixture's own
+        Bayes-optimal predictive would weigh every component by its evidence: not computed)."""
+        component = self._only_component(batch)
+        return None if component is None else component.reference(batch)
+
+    def oracle_log_likelihood(self, batch: PriorBatch) -> np.ndarray | None:
+        component = self._only_component(batch)
+        return None if component is None else component.oracle_log_likelihood(batch)
 
     def sample(self, rng: np.random.Generator, shape: BatchShape) -> PriorBatch:
         if self.config.per is MixtureLevel.batch:

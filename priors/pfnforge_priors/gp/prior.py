@@ -3,7 +3,9 @@
 Per dataset: a kernel expression, one lengthscale (and period, for periodic terms) per term, an
 outputscale and an observation-noise variance are drawn from their hyperpriors; inputs are uniform on
 [0, 1]^F or standard normal; ``y ~ N(0, outputscale · k(X, X) + noise_variance · I)``. Every drawn value
-travels with the batch, which is what ``exact_posterior`` needs to compute the Bayes-optimal answer.
+travels with the batch: ``exact_posterior`` reads them for the posterior given the drawn hyperparameters (the
+Bayes-optimal answer when they are fixed), and ``marginal_posterior`` integrates over the hyperpriors instead
+(the Bayes-optimal answer when they are drawn).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pfnforge.batch import PriorBatch
 from pfnforge.blocks.covariance import NO_TERM, PERIODIC
 from pfnforge.errors import ConfigError
 from pfnforge.hyperpriors import Choice, Range, Scale
-from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
+from pfnforge.prior import BatchShape, Prior, PriorConfig, Reference, Task
 from pfnforge_priors.gp.expression import KernelExpression
 from pfnforge_priors.gp.sampler import sample_gp_targets
 
@@ -117,8 +119,21 @@ class GPPrior(Prior):
                           num_features=num_features_B, num_train_rows=shape.num_train_rows, num_classes=0,
                           prior=self.name, hyperparameters=hyperparameters)
 
-    def reference_log_likelihood(self, batch: PriorBatch) -> np.ndarray:
-        """The exact GP posterior predictive's log-density of every test row (see ``exact_posterior``)."""
+    def reference(self, batch: PriorBatch) -> Reference:
+        """The exact GP posterior when the hyperparameters are fixed; otherwise the posterior predictive
+        integrated over the hyperpriors (``marginal_posterior``), with its Monte Carlo error."""
+        from pfnforge_priors.gp.marginal import draws_hyperparameters, marginal_posterior
         from pfnforge_priors.gp.posterior import exact_posterior
 
-        return exact_posterior(batch).log_density
+        if not draws_hyperparameters(self.config):
+            return Reference(log_density=exact_posterior(batch).log_density, name="exact GP posterior")
+        marginal = marginal_posterior(batch, self.config)
+        return Reference(log_density=marginal.log_density, mc_error=marginal.mc_error,
+                         name="hyperparameter-marginal GP posterior")
+
+    def oracle_log_likelihood(self, batch: PriorBatch) -> np.ndarray | None:
+        """The exact GP posterior given each dataset's drawn hyperparameters, when they are drawn."""
+        from pfnforge_priors.gp.marginal import draws_hyperparameters
+        from pfnforge_priors.gp.posterior import exact_posterior
+
+        return exact_posterior(batch).log_density if draws_hyperparameters(self.config) else None
