@@ -1,7 +1,9 @@
-"""The exact GP posterior predictive of each dataset's test rows, the reference a trained PFN is judged by.
+"""The exact GP posterior predictive of each dataset's test rows given the hyperparameters it was drawn with.
 
-It reads the kernel and hyperparameters recorded in the batch, so for datasets drawn by ``GPPrior`` it is
-the Bayes-optimal predictive: ``N(mean, variance)`` of each held-out noisy target given the training rows.
+It reads the kernel and hyperparameters recorded in the batch: ``N(mean, variance)`` of each held-out noisy
+target given the training rows. When the prior's hyperparameters are fixed this is the Bayes-optimal
+predictive; when they are drawn it is an oracle that knows each draw, and the Bayes-optimal predictive
+integrates over them (``marginal.py``).
 """
 
 from __future__ import annotations
