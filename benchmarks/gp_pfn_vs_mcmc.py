@@ -28,7 +28,7 @@ from _timing import median_seconds
 from gp_reference import prior_of
 from threadpoolctl import threadpool_limits
 
-from pfnforge.inference.artifact import load_model
+from pfnforge.inference.loading import load_model
 from pfnforge.prior import BatchShape
 
 SEED = 8_000_002  # held out from every training and validation stream

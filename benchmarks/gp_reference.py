@@ -26,8 +26,9 @@ import torch
 from omegaconf import OmegaConf
 
 from pfnforge import registry
-from pfnforge.inference.artifact import TrainedPFN, load_model
+from pfnforge.inference.artifact import TrainedPFN
 from pfnforge.inference.distribution import bar_quantiles
+from pfnforge.inference.loading import load_model
 from pfnforge.prior import BatchShape, Prior
 
 SEED = 8_000_001  # held out: training streams use the run seed, validation a reserved rank of it

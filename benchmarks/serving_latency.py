@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pfnforge.inference.artifact import load_model, save_model_dir
+from pfnforge.inference.artifact import save_model_dir
 from pfnforge.inference.estimators import PFNClassifier
+from pfnforge.inference.loading import load_model
 from pfnforge.inference.pyfunc import SPLIT_COLUMN
 
 SHAPES = [(100, 10, 4), (400, 200, 10)]
@@ -94,7 +95,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from pfnforge.inference.mlflow_models import download_model, register_model
+    from pfnforge.inference.mlflow_models import download_model
+    from pfnforge.inference.register import register_model
 
     root = Path(tempfile.mkdtemp(prefix="pfnforge-serving-bench-"))
     uri = f"sqlite:///{root / 'mlflow.db'}"

@@ -15,8 +15,8 @@ import torch
 from pfnforge import PFNClassifier, PFNRegressor
 from pfnforge.cli import main
 from pfnforge.inference.artifact import build_random_pfn, load_checkpoint, save_model_dir
-from pfnforge.inference.mlflow_models import register_model
 from pfnforge.inference.pyfunc import SPLIT_COLUMN
+from pfnforge.inference.register import register_model
 from pfnforge.model.cellwise import CellwiseConfig
 from pfnforge.model.colrow import ColrowConfig
 

@@ -216,7 +216,9 @@ def test_row_subsampling_gives_classifier_members_their_own_subsets_and_regresso
     rows = regressor.ensemble_.members[0].rows
     assert len(rows) == 50 and all(np.array_equal(m.rows, rows) for m in regressor.ensemble_.members)
     context = (target[rows] - target.mean()) / target.std()
-    assert regressor._z_shift == pytest.approx(context.mean()) and regressor._z_scale == pytest.approx(context.std())
+    # the model's own target scale over the shared rows: their variance shrunk toward one by one pseudo-row
+    assert regressor._z_shift == pytest.approx(context.mean())
+    assert regressor._z_scale == pytest.approx(np.sqrt((50 * context.var() + 1) / 51))
     assert np.isfinite(regressor.predict(x[:7])).all()
 
 
@@ -323,8 +325,10 @@ def test_cuda_predictions_match_cpu():
 def test_regressor_mean_is_the_models_own_bar_mean_in_target_units(standardize):
     import torch
 
+    # no shrinkage of the target spread: the estimator (which standardises first) and the model fed raw targets
+    # then see the same standardised values
     config = ModelConfig(embed_dim=16, num_layers=1, num_heads=2, max_features=2, num_buckets=20,
-                         enable_standardization=standardize)
+                         enable_standardization=standardize, target_spread_prior_weight=0.0)
     trained = build_random_pfn(config, classification=False, seed=3)
     rng = np.random.default_rng(8)
     x = rng.uniform(-2, 2, size=(40, 1))

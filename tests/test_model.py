@@ -76,7 +76,8 @@ def test_unstandardized_model_scores_one_context_point_and_sees_the_target_scale
     torch.manual_seed(0)
     config = dict(embed_dim=32, num_layers=2, num_heads=4, num_buckets=30, max_features=4)
     borders = fit_borders(torch.randn(5000), 30)
-    standardized = PFN(ModelConfig(**config), borders).eval()
+    # plain standardisation (no shrinkage of the spread toward one) is exactly equivariant to the target scale
+    standardized = PFN(ModelConfig(**config, target_spread_prior_weight=0.0), borders).eval()
     raw = PFN(ModelConfig(**config, enable_standardization=False), borders).eval()
     raw.load_state_dict(standardized.state_dict())
     x, y = torch.rand(4, 20, 1), torch.randn(4, 20)
@@ -104,3 +105,25 @@ def test_standardized_model_stays_finite_with_one_context_point_or_constant_targ
         one_point = model.test_log_likelihood(x, y, 1, REGRESSION)
         equal_targets = model.test_log_likelihood(x, constant, 10, REGRESSION)
     assert one_point.min() > -50 and equal_targets.min() > -50
+
+
+def test_nearly_equal_context_targets_do_not_throw_test_targets_to_the_tails():
+    """Two context targets 1e-5 apart have a spread of 5e-6: divided by it, a test target 0.7 away lands 1.4e5
+    spreads out. The spread shrunk toward one (``target_spread_prior_weight``) keeps it near one spread."""
+    torch.manual_seed(0)
+    config = dict(embed_dim=32, num_layers=2, num_heads=4, num_buckets=30, max_features=4)
+    borders = fit_borders(torch.randn(5000), 30)
+    shrunk = PFN(ModelConfig(**config), borders).eval()
+    plain = PFN(ModelConfig(**config, target_spread_prior_weight=0.0), borders).eval()
+    plain.load_state_dict(shrunk.state_dict())
+    x = torch.rand(4, 6, 1)
+    y = torch.tensor([[0.3, 0.3 + 1e-5, 1.0, -0.2, 0.5, 0.1]]).repeat(4, 1)
+    with torch.no_grad():
+        assert shrunk.test_log_likelihood(x, y, 2, REGRESSION).min() > -20
+        assert plain.test_log_likelihood(x, y, 2, REGRESSION).max() < -1000
+        # many rows: the shrinkage fades, predictions of rescaled data stay equivariant up to the Jacobian
+        x, y = torch.rand(4, 400, 1), torch.randn(4, 400)
+        close = shrunk.test_log_likelihood(x, y, 390, REGRESSION) - plain.test_log_likelihood(x, y, 390, REGRESSION)
+        assert close.abs().max() < 0.05
+    with pytest.raises(ConfigError, match="target_spread_prior_weight"):
+        ModelConfig(target_spread_prior_weight=-1.0)

@@ -14,9 +14,10 @@ from mlflow import MlflowClient
 
 from pfnforge.cli import main
 from pfnforge.errors import ConfigError, ModelNotFoundError
-from pfnforge.inference.artifact import build_random_pfn, load_checkpoint, load_model, save_model_dir
-from pfnforge.inference.mlflow_models import download_model, register_model
-from pfnforge.inference.register import RegistryConfig, register_after_training
+from pfnforge.inference.artifact import build_random_pfn, load_checkpoint, save_model_dir
+from pfnforge.inference.loading import load_model
+from pfnforge.inference.mlflow_models import download_model
+from pfnforge.inference.register import RegistryConfig, register_after_training, register_model
 from pfnforge.model.pfn import ModelConfig
 from tests.conftest import free_port, running_mlflow_server
 

@@ -19,10 +19,11 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from pfnforge.errors import ConfigError, PfnforgeError
-from pfnforge.inference.artifact import build_random_pfn, load_model, save_model_dir
+from pfnforge.inference.artifact import build_random_pfn, save_model_dir
 from pfnforge.inference.estimators import PFNClassifier, PFNRegressor
-from pfnforge.inference.mlflow_models import register_model
+from pfnforge.inference.loading import load_model
 from pfnforge.inference.pyfunc import SPLIT_COLUMN, predict_frame
+from pfnforge.inference.register import register_model
 from pfnforge.model.pfn import ModelConfig
 from tests.conftest import free_port, wait_for_http
 

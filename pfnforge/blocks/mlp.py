@@ -8,7 +8,6 @@ the inner loops run over contiguous rows.
 - ``standardize_inplace(values_R)``: zero mean, unit variance (a constant row becomes zeros). SCM nodes
   standardise their inputs and outputs, so no chain of mechanisms can overflow.
 - ``linear_combination(inputs_NR, parents_P, weights_P, out_R)``: a sparse weighted sum of parent rows.
-- ``mlp_forward(x_FR, weights_list, biases_list, kinds, out_WR)``: a dense random MLP, one activation per layer.
 """
 
 from __future__ import annotations
@@ -114,22 +113,3 @@ def linear_combination(inputs_NR: np.ndarray, parents_P: np.ndarray, weights_P: 
         w = weights_P[p]
         for r in range(out_R.shape[0]):
             out_R[r] += w * row[r]
-
-
-@numba.njit(cache=True)
-def mlp_forward(x_FR: np.ndarray, weights_list: numba.typed.List, biases_list: numba.typed.List,
-                kinds: np.ndarray) -> np.ndarray:
-    """A dense MLP: ``h ← act_l(W_l h + b_l)`` per layer (weights (out, in), biases (out,)), no activation
-    after the last layer. Returns the (out, R) output."""
-    h_WR = x_FR.copy()
-    work, bits = np.empty(x_FR.shape[1]), np.empty(x_FR.shape[1], dtype=np.int64)
-    num_layers = len(weights_list)
-    for layer in range(num_layers):
-        out_WR = weights_list[layer] @ h_WR
-        bias = biases_list[layer]
-        for u in range(out_WR.shape[0]):
-            out_WR[u] += bias[u]
-            if layer < num_layers - 1:
-                activate_inplace(out_WR[u], kinds[layer], work, bits)
-        h_WR = out_WR
-    return h_WR

@@ -93,7 +93,8 @@ def run_export(args: argparse.Namespace) -> int:
 def run_register(args: argparse.Namespace) -> int:
     from mlflow.exceptions import MlflowException
 
-    from pfnforge.inference.mlflow_models import register_model, tracking_uri_or_default
+    from pfnforge.inference.mlflow_models import tracking_uri_or_default
+    from pfnforge.inference.register import register_model
 
     _quiet_mlflow()
     uri = tracking_uri_or_default(args.tracking_uri)
@@ -117,7 +118,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print(path)
         return 0
     from pfnforge.evaluation.run import Tracking, evaluate_on_data, evaluate_on_prior
-    from pfnforge.inference.artifact import load_model
+    from pfnforge.inference.loading import load_model
     from pfnforge.inference.mlflow_models import tracking_uri_or_default
 
     _quiet_mlflow()

@@ -74,7 +74,7 @@ def _guess_task(target: Any) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from pfnforge.inference.artifact import load_model
+    from pfnforge.inference.loading import load_model
 
     if args.out.suffix.lower() not in _FORMATS:
         raise InputError(f"--out {args.out}: unknown format {args.out.suffix!r}: use .csv or .parquet")

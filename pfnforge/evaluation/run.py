@@ -56,7 +56,7 @@ def evaluate_on_data(model: Any, data: str | Path, out: str | Path, config: Eval
     datasets = load_datasets(data, target=target, task=task)
     tasks = {d.task for d in datasets}
     if model is None:  # the bundled default of each task
-        from pfnforge.inference.artifact import load_model
+        from pfnforge.inference.loading import load_model
 
         models = {t: load_model(None, task=t) for t in tasks}
     else:

@@ -150,35 +150,6 @@ def default_model_dir(task: str) -> Path:
     return DEFAULT_MODELS / ("classifier" if task == "classification" else "regressor")
 
 
-def load_model(source: str | Path | None = None, *, task: str | None = None) -> TrainedPFN:
-    """A trained PFN from ``source``: ``None`` (the bundled default for ``task``), a ``.ckpt`` checkpoint, a
-    model directory, or an MLflow URI (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``runs:/ID/model``).
-    With ``task``, a model without that head is refused."""
-    if source is None:
-        if task is None:
-            raise ConfigError("no model given: pass a model (path or models:/ URI) or task='classification' "
-                              "or task='regression' for the bundled default")
-        trained = load_model_dir(default_model_dir(task))
-    elif isinstance(source, str) and source.startswith(("models:/", "runs:/")):
-        from pfnforge.inference.mlflow_models import download_model
-
-        trained = load_model_dir(download_model(source))
-    else:
-        path = Path(source)
-        if path.is_dir():
-            trained = load_model_dir(path)
-        elif path.is_file():
-            trained = load_checkpoint(path)
-        else:
-            raise ConfigError(f"model {source!s} not found: pass a .ckpt checkpoint, a model directory "
-                              "(weights.pt + pfnforge-model.json), a models:/NAME/VERSION or runs:/ID/model URI, "
-                              "or nothing for the bundled default")
-    if task is not None and not trained.supports(task):
-        raise ConfigError(f"model {source or 'default'} is a {trained.task} model and cannot do {task}: "
-                          f"use a model trained on a {task} prior")
-    return trained
-
-
 def build_random_pfn(config: ArchitectureConfig, *, classification: bool = True, regression: bool = True,
                      max_rows: int = 1024, seed: int = 0) -> TrainedPFN:
     """An untrained PFN with the metadata of a real one: for tests, fuzzing and timing, never for answers."""

@@ -13,8 +13,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d
 
 from pfnforge.errors import InputError
-from pfnforge.inference.artifact import WEIGHTS_FILE, TrainedPFN, load_model
+from pfnforge.inference.artifact import WEIGHTS_FILE, TrainedPFN
 from pfnforge.inference.ensemble import Ensemble, FeatureReduction, FeatureTransform, informative_columns
+from pfnforge.inference.loading import load_model
 from pfnforge.inference.preprocess import TabularEncoder
 
 _CACHE: dict[tuple, TrainedPFN] = {}

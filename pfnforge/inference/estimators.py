@@ -4,7 +4,7 @@ training rows through the model once (keeping their per-layer keys and values), 
 (``PFNClassifier().fit(X, y).predict_proba(X_test)`` works offline).
 
 Constructor parameters (both estimators):
-- ``model``: anything ``pfnforge.inference.artifact.load_model`` takes (None: bundled default, a ``.ckpt``, a
+- ``model``: anything ``pfnforge.inference.loading.load_model`` takes (None: bundled default, a ``.ckpt``, a
   model directory, ``models:/NAME/VERSION`` / ``models:/NAME@ALIAS`` / ``runs:/ID/model``) or a ``TrainedPFN``;
 - ``n_estimators``: ensemble members (feature order, class order and transform differ per member);
 - ``random_state``, ``device`` (``cpu``, ``cuda``), ``categorical_features`` (indices or names to
@@ -33,6 +33,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from pfnforge.errors import InputError
 from pfnforge.inference.base import _finite_target, _PFNEstimator
 from pfnforge.inference.distribution import bar_mean, bar_quantiles
+from pfnforge.model.api import target_scale
 
 
 class PFNClassifier(ClassifierMixin, _PFNEstimator):
@@ -96,12 +97,12 @@ class PFNRegressor(RegressorMixin, _PFNEstimator):
         y_std = float(np.std(y / magnitude)) * magnitude
         self.y_std_ = y_std if y_std > 0 and np.isfinite(y_std) else 1.0
         self.y_train_ = (y - self.y_mean_) / self.y_std_
-        # the model's own standardisation of the already standardised targets (pfnforge.model.pfn.target_scale),
-        # over the rows in the members' (shared) context
+        # the model's own standardisation of the already standardised targets, over the rows in the members'
+        # (shared) context
         rows = self.ensemble_.members[0].rows
         context = self.y_train_ if rows is None else self.y_train_[rows]
-        self._z_shift = float(context.mean())
-        self._z_scale = float(context.std()) if context.std() > 1e-6 else 1.0
+        shift_11, scale_11 = target_scale(torch.from_numpy(context)[None], self.pfn_.model.config)
+        self._z_shift, self._z_scale = float(shift_11), float(scale_11)
         self._keep_context(None)
         return self
 

@@ -15,7 +15,6 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from pfnforge.errors import ConfigError, ModelNotFoundError
 from pfnforge.inference.artifact import METADATA_FILE
@@ -141,11 +140,3 @@ def download_model(uri: str, *, tracking_uri: str | None = None) -> Path:
 def _parent(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.parent
-
-
-def register_model(source: str | Path, name: str, **options: Any) -> tuple[str, str]:
-    """Register ``source`` (checkpoint, run output directory, model directory, run id or model URI) as a new
-    version of ``name``; returns (name, version). Options: see ``pfnforge.inference.register.register_model``."""
-    from pfnforge.inference.register import register_model as register
-
-    return register(source, name, **options)

@@ -67,21 +67,18 @@ def split_frame(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Seri
     return features[is_train], frame.loc[is_train, target], features[~is_train]
 
 
-class PFNPyfuncModel(mlflow.pyfunc.PythonModel):
-    """``mlflow.pyfunc`` wrapper around ``PFNClassifier`` / ``PFNRegressor``; its one artifact, ``model``, is
-    a pfnforge model directory; its model config may name the default ``target`` column."""
+SERVING_FILE = "pfnforge-serving.json"
+"""Beside the model directory's own files in a registered model's data: the default ``target`` column."""
 
-    def __init__(self) -> None:
-        self.target = "target"
-        self.trained = None
 
-    def load_context(self, context) -> None:
-        from pfnforge.inference.artifact import load_model_dir
+class ServedPFN:
+    """What ``mlflow.pyfunc.load_model`` returns for a registered pfnforge model: the trained PFN and the
+    default target column, answering frames with ``predict_frame``."""
 
-        self.target = (context.model_config or {}).get("target", "target")
-        self.trained = load_model_dir(context.artifacts["model"])
+    def __init__(self, trained, target: str = "target") -> None:
+        self.trained, self.target = trained, target
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
@@ -91,6 +88,38 @@ class PFNPyfuncModel(mlflow.pyfunc.PythonModel):
             return predict_frame(self.trained, model_input, {"target": self.target, **(params or {})})
         except PfnforgeError as error:  # MLflow's own error type: the server answers 400 with this message
             raise MlflowException(str(error), error_code=BAD_REQUEST) from error
+
+
+def _load_pyfunc(data_path: str) -> ServedPFN:
+    """MLflow's loader-module hook: a registered pfnforge model names this installed module, and MLflow calls
+    this with the model's data directory (a pfnforge model directory). Loading runs no code from the
+    artifact store: the directory holds JSON and tensors read with ``weights_only``."""
+    import json
+    from pathlib import Path
+
+    from pfnforge.inference.artifact import load_model_dir
+
+    serving = Path(data_path) / SERVING_FILE
+    target = json.loads(serving.read_text()).get("target", "target") if serving.is_file() else "target"
+    return ServedPFN(load_model_dir(data_path), target)
+
+
+class PFNPyfuncModel(mlflow.pyfunc.PythonModel):
+    """The wrapper that versions registered as MLflow "models from code" name in the copy of
+    ``pyfunc_entry.py`` they carry: kept so that such versions still load. Registrations now use
+    ``_load_pyfunc``, and carry no code."""
+
+    def __init__(self) -> None:
+        self.served = None
+
+    def load_context(self, context) -> None:
+        from pfnforge.inference.artifact import load_model_dir
+
+        self.served = ServedPFN(load_model_dir(context.artifacts["model"]),
+                                (context.model_config or {}).get("target", "target"))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return self.served.predict(model_input, params)
 
 
 def predict_frame(trained, frame: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

@@ -1,7 +1,9 @@
 """``register_model``: a checkpoint, run output directory, model directory, MLflow run id or model URI
-becomes a version in the MLflow Model Registry, logged as a pyfunc model whose one artifact is the
-pfnforge model directory, with the resolved config, prior, input limits and training metrics as
-metadata and version tags, a signature (its parameters) and an input example; optionally an alias.
+becomes a version in the MLflow Model Registry, logged as a pyfunc model whose data is the pfnforge model
+directory, with the resolved config, prior, input limits and training metrics as metadata and version tags,
+a signature (its parameters) and an input example; optionally an alias. The version names the installed
+loader (``pfnforge.inference.pyfunc``) and carries no code: loading it, e.g. in ``mlflow models serve``,
+runs only the pfnforge installed where it is loaded, on JSON and ``weights_only`` tensors.
 
 The model is logged into the training run when it is known (a run id; the run that wrote a checkpoint's
 output directory; the run that just trained), else into a new run ``register-NAME``.
@@ -9,6 +11,7 @@ output directory; the run that just trained), else into a new run ``register-NAM
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -110,8 +113,7 @@ def register_model(source: str | Path, name: str, *, alias: str | None = None, t
     ``run_id``: the training run to log into (default: the one found for the source, else a new run)."""
     import mlflow
 
-    from pfnforge.inference import pyfunc_entry
-    from pfnforge.inference.pyfunc import input_example, model_signature
+    from pfnforge.inference.pyfunc import SERVING_FILE, input_example, model_signature
 
     if not name or "/" in name or "@" in name:
         raise ConfigError(f"model name {name!r} is invalid: use a non-empty name without '/' or '@'")
@@ -131,12 +133,13 @@ def register_model(source: str | Path, name: str, *, alias: str | None = None, t
             found = client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else client.create_experiment(experiment)
             run_id = client.create_run(experiment_id, run_name=f"register-{name}").info.run_id
+        (model_dir / SERVING_FILE).write_text(json.dumps({"target": target}))
         tags = registration_tags(origin.trained.task, info, origin.metrics)
         with _tracking(where):  # the registry store resolves the logged model through the global tracking URI
             with mlflow.start_run(run_id=run_id):
                 logged = mlflow.pyfunc.log_model(
-                    name=LOGGED_MODEL_NAME, python_model=pyfunc_entry.__file__, model_config={"target": target},
-                    artifacts={"model": str(model_dir)}, signature=model_signature(target),
+                    name=LOGGED_MODEL_NAME, loader_module="pfnforge.inference.pyfunc", data_path=str(model_dir),
+                    signature=model_signature(target),
                     input_example=input_example(origin.trained, target), pip_requirements=_requirements(),
                     metadata={"pfnforge": {k: v for k, v in info.items() if k != "training"}}, tags=tags)
             version = _create_version(client, name, logged, run_id, tags)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pfnforge.errors import ModelNotFoundError
-from pfnforge.inference.artifact import METADATA_FILE, TrainedPFN, load_checkpoint, load_model
+from pfnforge.inference.artifact import METADATA_FILE, TrainedPFN, load_checkpoint
+from pfnforge.inference.loading import load_model
 from pfnforge.inference.mlflow_models import is_not_found, tracking_client
 
 _RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")

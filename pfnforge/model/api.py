@@ -47,6 +47,11 @@ class ArchitectureConfig:
     (bucket borders are then fitted on raw targets): for priors whose scale is fixed and informative, e.g. a
     GP with fixed hyperparameters, where distances between inputs and the size of the targets carry
     information that standardising removes, and one context point has no spread to standardise by."""
+    target_spread_prior_weight: float = 1.0
+    """With standardisation, how many training rows' worth of a unit variance the targets' spread is shrunk
+    toward: the regression head divides by ``sqrt((T·s² + w) / (T + w))`` for T training rows of variance s²,
+    so two nearly equal context targets do not throw every test target to the far tails (0: the plain
+    standard deviation, 1 where it is below 1e-6)."""
     enable_activation_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass instead of storing them: less memory for
     larger batches, about a third more compute."""
@@ -54,6 +59,9 @@ class ArchitectureConfig:
     def __post_init__(self) -> None:
         if self.max_features is not None and self.max_features < 1:
             raise ConfigError(f"model.max_features={self.max_features} is out of range: it must be >= 1 or null")
+        if not self.target_spread_prior_weight >= 0:
+            raise ConfigError(f"model.target_spread_prior_weight={self.target_spread_prior_weight} is out of range: "
+                              "it must be >= 0 (0: no shrinkage)")
         if self.num_buckets < 1:
             raise ConfigError(f"model.num_buckets={self.num_buckets} is out of range: it must be >= 1")
         if self.max_classes < 2:
@@ -102,12 +110,18 @@ class Context:
         return sum(size(getattr(self, f.name)) for f in dataclasses.fields(self))
 
 
-def target_scale(y_BT: torch.Tensor, enable_standardization: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 1) mean and std the regression head standardises targets by: the training rows' statistics, or
-    0 and 1 when the model takes targets raw."""
-    if not enable_standardization:
+def target_scale(y_BT: torch.Tensor, config: ArchitectureConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1) mean and spread the regression head standardises targets by: the training rows' mean and their
+    variance shrunk toward 1 by ``config.target_spread_prior_weight`` pseudo-rows, or 0 and 1 when the model
+    takes targets raw."""
+    if not config.enable_standardization:
         return y_BT.new_zeros(y_BT.shape[0], 1), y_BT.new_ones(y_BT.shape[0], 1)
-    return y_BT.mean(1, keepdim=True), spread(y_BT)
+    weight, T = config.target_spread_prior_weight, y_BT.shape[1]
+    if weight == 0:
+        return y_BT.mean(1, keepdim=True), spread(y_BT)
+    mean_B1 = y_BT.sum(1, keepdim=True) / max(T, 1)
+    variance_B1 = ((y_BT - mean_B1) ** 2).sum(1, keepdim=True)
+    return mean_B1, ((variance_B1 + weight) / (T + weight)).sqrt()
 
 
 def spread(values_BT: torch.Tensor) -> torch.Tensor:
@@ -210,7 +224,7 @@ class Architecture(nn.Module):
             raise ConfigError("a dataset needs at least one training row")
         mean_B1F, std_B1F = feature_moments(x_BTF, torch.isnan(x_BTF))
         x_BTF, missing_BTF = self._standardised(x_BTF, mean_B1F, std_B1F)
-        y_mean_B1, y_std_B1 = target_scale(y_BT, self.config.enable_standardization)
+        y_mean_B1, y_std_B1 = target_scale(y_BT, self.config)
         y_in_BT = y_BT if is_classification else (y_BT - y_mean_B1) / y_std_B1
         _, state = self._embed(x_BTF, missing_BTF, y_in_BT, None)
         return Context(num_train_rows=x_BTF.shape[1], is_classification=is_classification, x_mean_B1F=mean_B1F,
@@ -243,7 +257,7 @@ class Architecture(nn.Module):
         head = self._head(is_classification)
         mean_B1F, std_B1F = feature_moments(x_BRF[:, :T], torch.isnan(x_BRF[:, :T]))
         x_BRF, missing_BRF = self._standardised(x_BRF, mean_B1F, std_B1F)
-        y_mean_B1, y_std_B1 = target_scale(y_BR[:, :T], self.config.enable_standardization)
+        y_mean_B1, y_std_B1 = target_scale(y_BR[:, :T], self.config)
         y_in_BT = y_BR[:, :T] if is_classification else (y_BR[:, :T] - y_mean_B1) / y_std_B1
         h_BQE, _ = self._embed(x_BRF, missing_BRF, y_in_BT, None)
         return head(h_BQE), y_mean_B1, y_std_B1

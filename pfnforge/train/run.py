@@ -45,7 +45,7 @@ def _bucket_borders(prior, data: DataConfig, model: ArchitectureConfig) -> torch
         batch = prior.sample(batch_rng(data.stream, _BORDER_RANK, k), batch_shape(data.stream, k))
         y = torch.from_numpy(batch.y).double()
         T = int(batch.num_train_rows[0])
-        mean, std = target_scale(y[:, :T], model.enable_standardization)
+        mean, std = target_scale(y[:, :T], model)
         samples.append(((y[:, T:] - mean) / std).flatten())
     return fit_borders(torch.cat(samples), model.num_buckets)
 
