@@ -53,6 +53,13 @@ def test_training_registers_its_model_with_config_limits_and_metrics(tiny_gp_run
     assert pfnforge_metadata["config"]["trainer"]["max_steps"] == 6  # the resolved training config
     assert pfnforge_metadata["limits"]["max_features"] == 1
     assert {p.name for p in info.signature.params.params} >= {"target", "output", "quantiles"}
+    # the version names the installed loader and carries data only: loading it runs no code from the store
+    assert info.flavors["python_function"]["loader_module"] == "pfnforge.inference.pyfunc"
+    logged = download_model(f"models:/tiny-gp/{version.version}").parent.parent
+    assert not [p for p in logged.rglob("*") if p.suffix in {".py", ".pkl", ".pickle", ".cloudpickle"}]
+    assert (logged / "MLmodel").is_file()
+    served = mlflow.pyfunc.load_model(f"models:/tiny-gp/{version.version}")
+    assert type(served._model_impl).__name__ == "ServedPFN"  # what _load_pyfunc of the installed module returns
 
 
 def test_version_and_alias_load_the_checkpoints_weights(tiny_gp_run):
