@@ -56,7 +56,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--rank", type=at_least(0), default=VALIDATION_RANK,
                           help=f"rank whose stream to write (default {VALIDATION_RANK}: the reserved validation rank, "
                                "which no training rank reads, so the shards are a validation set, data.val_shards, "
-                               "even with the training --seed; 0..N-1: training rank r's batches, for exact replay)")
+                               "even with the training --seed; 0..N-1: a training rank's batches, for exact replay)")
     generate.add_argument("--part", type=_part, default=None, metavar="I/N",
                           help="write only slice I of N (parallel writers, e.g. a Slurm array); then run the same "
                                "command without --part to verify the slices and write the manifest")
