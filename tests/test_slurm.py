@@ -181,6 +181,7 @@ def test_prior_servers_feed_the_trainers_of_a_heterogeneous_job_the_same_stream(
 def test_array_job_writes_shards_in_parallel_that_verify_and_match_the_stream(jobs):
     from pfnforge import registry
     from pfnforge.config import compose_prior_config
+    from pfnforge.stream.provenance import VALIDATION_RANK
     from pfnforge.stream.shards import ShardSource
     from pfnforge.stream.spec import sample_record_batch
 
@@ -194,8 +195,9 @@ def test_array_job_writes_shards_in_parallel_that_verify_and_match_the_stream(jo
     prior = registry.build_prior(compose_prior_config("gp_1d_reference", []))
     batches = list(source)
     assert len(batches) == 10 and not list((jobs.workdir / "shards").glob("manifest.part-*"))
+    assert source.rank == VALIDATION_RANK  # `pfnforge generate` writes the validation rank unless told otherwise
     for k in (0, 4, 9):  # one batch of each slice is, byte for byte, the stream's batch k drawn here
-        fresh = sample_record_batch(prior, source.config, 0, k)
+        fresh = sample_record_batch(prior, source.config, source.rank, k)
         assert batches[k].serialize().to_pybytes() == fresh.serialize().to_pybytes()
 
 

@@ -14,6 +14,7 @@ from pfnforge.cli import at_least, port
 from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError
 from pfnforge.hyperpriors import IntRange, Range
+from pfnforge.stream.provenance import VALIDATION_RANK, stream_fingerprint
 from pfnforge.stream.spec import StreamConfig
 
 
@@ -46,12 +47,16 @@ _fraction_range = _range_parser(Range, float)
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    generate = commands.add_parser("generate", help="write a prior stream to Arrow shards with a manifest")
+    generate = commands.add_parser(
+        "generate", help="write a prior stream to Arrow shards with a manifest (by default the validation rank's)")
     _prior_arguments(generate)
     _stream_arguments(generate)
     generate.add_argument("--num-batches", type=at_least(1), required=True, help="batches to write")
     generate.add_argument("--out", type=Path, required=True, help="shard directory (resumes if it exists)")
-    generate.add_argument("--rank", type=at_least(0), default=0, help="rank whose stream to write")
+    generate.add_argument("--rank", type=at_least(0), default=VALIDATION_RANK,
+                          help=f"rank whose stream to write (default {VALIDATION_RANK}: the reserved validation rank, "
+                               "which no training rank reads, so the shards are a validation set, data.val_shards, "
+                               "even with the training --seed; 0..N-1: a training rank's batches, for exact replay)")
     generate.add_argument("--part", type=_part, default=None, metavar="I/N",
                           help="write only slice I of N (parallel writers, e.g. a Slurm array); then run the same "
                                "command without --part to verify the slices and write the manifest")
@@ -96,7 +101,9 @@ def run_generate(args: argparse.Namespace) -> int:
     out = write_shards(prior, prior_config, stream, args.out, args.num_batches, rank=args.rank,
                        num_workers=args.workers, part=args.part)
     what = f"part {args.part[0]}/{args.part[1]} of {args.num_batches}" if args.part else str(args.num_batches)
-    print(f"wrote {what} batches to {out.resolve()}")
+    role = "the validation rank" if args.rank == VALIDATION_RANK else "a training rank"
+    fingerprint = stream_fingerprint(prior, seed=args.seed, ranks=range(args.rank, args.rank + 1))
+    print(f"wrote {what} batches to {out.resolve()}: {fingerprint.describe()} ({role})")
     return 0
 
 

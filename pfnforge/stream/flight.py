@@ -3,8 +3,10 @@
 A ``PriorServer`` owns a ``WorkerPool``. A ``DoGet`` ticket (JSON) names a stream config, a rank and a
 range ``[start, start + count)``; the reply is one Flight stream whose rows are ``(k, payload)``, the
 payload being batch k's Arrow IPC bytes exactly as a worker wrote them (batch shapes change per step, so
-batches travel as opaque IPC messages inside one fixed Flight schema). The server binds to 127.0.0.1
-unless told otherwise and, given a token, refuses calls without ``authorization: Bearer <token>``.
+batches travel as opaque IPC messages inside one fixed Flight schema). The action ``pfnforge.fingerprint``
+answers the JSON of the server's ``StreamFingerprint`` (its prior, config hash, schema and pfnforge
+version). The server binds to 127.0.0.1 unless told otherwise and, given a token, refuses calls without
+``authorization: Bearer <token>``.
 
 A ``FlightSource`` reads one rank's stream from a list of servers, spreading ranges over them; when a
 server cannot be reached or drops a range midway, the batches it did not deliver are asked again from the
@@ -21,6 +23,7 @@ import hmac
 import json
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,10 +33,12 @@ import pyarrow.flight as flight
 from pfnforge.errors import ConfigError, PfnforgeError, StreamError
 from pfnforge.prior import Prior
 from pfnforge.stream.pool import Task, WorkerPool
+from pfnforge.stream.provenance import StreamFingerprint, check_training_source, stream_fingerprint
 from pfnforge.stream.sources import BatchSource
 from pfnforge.stream.spec import StreamConfig, from_ipc_bytes
 
 FLIGHT_SCHEMA = pa.schema([("k", pa.int64()), ("payload", pa.large_binary())])
+FINGERPRINT_ACTION = "pfnforge.fingerprint"
 
 
 class _TokenCheck(flight.ServerMiddlewareFactory):
@@ -64,6 +69,8 @@ class PriorServer(flight.FlightServerBase):
         self.host = host
         self.pool = WorkerPool(prior, num_workers)
         self.prefetch = prefetch or 2 * self.pool.num_workers
+        self.fingerprint = stream_fingerprint(prior)
+        """The prior this server draws from; any seed and rank, so neither is part of it."""
 
     @property
     def location(self) -> str:
@@ -77,6 +84,15 @@ class PriorServer(flight.FlightServerBase):
         except (ValueError, KeyError, TypeError) as error:
             raise flight.FlightServerError(f"bad ticket: {error}") from error
         return flight.GeneratorStream(FLIGHT_SCHEMA, self._rows(config.key(), rank, start, count))
+
+    def list_actions(self, context) -> list[tuple[str, str]]:
+        return [(FINGERPRINT_ACTION, "the JSON of the stream fingerprint of the prior this server draws from")]
+
+    def do_action(self, context, action: flight.Action) -> list[flight.Result]:
+        if action.type != FINGERPRINT_ACTION:
+            raise flight.FlightServerError(f"unknown action {action.type!r}: this server answers "
+                                           f"{FINGERPRINT_ACTION!r}")
+        return [flight.Result(json.dumps(self.fingerprint.to_json()).encode())]
 
     def _rows(self, key: str, rank: int, start: int, count: int) -> Iterator[pa.RecordBatch]:
         submitted = untaken = start
@@ -110,8 +126,8 @@ class FlightSource(BatchSource):
         self.prefetch = max(prefetch, chunk)
         self.give_up_after = give_up_after
         self.failovers = 0
-        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
-        self._options = flight.FlightCallOptions(headers=headers, timeout=give_up_after)
+        self._headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        self._options = flight.FlightCallOptions(headers=self._headers, timeout=give_up_after)
         self._clients: dict[str, flight.FlightClient] = {}
         self._lock = threading.Condition()
         self._ready: dict[int, pa.RecordBatch] = {}
@@ -125,6 +141,20 @@ class FlightSource(BatchSource):
         if location not in self._clients:
             self._clients[location] = flight.FlightClient(location)
         return self._clients[location]
+
+    def server_fingerprint(self, location: str, timeout: float = 10.0) -> StreamFingerprint | None:
+        """The fingerprint the server at ``location`` reports, ``None`` from one of a pfnforge that reports
+        none; a ``StreamError`` naming it when it cannot be asked within ``timeout`` seconds or refuses."""
+        options = flight.FlightCallOptions(headers=self._headers, timeout=timeout)
+        try:
+            [result] = self._client(location).do_action(flight.Action(FINGERPRINT_ACTION, b""), options)
+            return StreamFingerprint.from_json(json.loads(result.body.to_pybytes()), f"prior server {location}")
+        except pa.ArrowNotImplementedError:  # a server that predates the action
+            return None
+        except (flight.FlightError, OSError, ValueError) as error:
+            self._clients.pop(location, None)
+            reason = str(error).split("\n", 1)[0] or type(error).__name__  # its first line: Flight appends tracebacks
+            raise StreamError(f"cannot ask prior server {location} for its stream fingerprint: {reason}") from error
 
     def _fetch_range(self, start: int, count: int) -> None:
         """Fetch [start, start + count) from some server, failing over until every batch arrived."""
@@ -215,3 +245,19 @@ class FlightSource(BatchSource):
             thread.join(timeout=5)
         for client in self._clients.values():
             client.close()
+
+
+def check_servers(source: FlightSource, run: StreamFingerprint, *, allow_foreign: bool, timeout: float) -> None:
+    """Refuse (``ConfigError``) the source's servers that report another prior, config or schema than the run's
+    fingerprint ``run``; warn about those that cannot be asked within ``timeout`` seconds (they may start
+    later: the stream fails over to them)."""
+    for location in source.locations:
+        try:
+            found = source.server_fingerprint(location, timeout=timeout)
+        except StreamError as error:
+            warnings.warn(f"{error}; its batches are not checked against the run's {run.describe_prior()}",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        check_training_source(found, run, source=f"prior server {location}", allow_foreign=allow_foreign,
+                              fix="start the servers with the run's prior and overrides (`pfnforge serve <prior> "
+                                  "<overrides>`, as slurm/prior_servers.sbatch does)")

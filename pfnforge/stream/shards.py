@@ -1,9 +1,11 @@
 """Streams written to disk: one Arrow IPC stream file per batch plus a manifest, for fixed validation sets,
 debugging and exact replay without workers.
 
-``manifest.json`` records the prior and its config, the stream config, the rank, the schema version and a
-SHA-256 per file. Writing is resumable: files already written and intact are kept. Reading checks the
-schema version (refusing another one, naming both) and every file's checksum (naming a corrupt file).
+``manifest.json`` records the prior and its config, the stream config, the rank, the schema version, the
+stream's fingerprint (``pfnforge.stream.provenance``) and a SHA-256 per file. Writing is resumable: files
+already written and intact are kept. Reading checks the schema version (refusing another one, naming both)
+and every file's checksum (naming a corrupt file); a malformed manifest or a listed file that is missing or
+not a file is a ``SchemaError`` naming the path and the fix.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pfnforge.arrow import SCHEMA_VERSION
 from pfnforge.errors import ConfigError, SchemaError
 from pfnforge.prior import Prior
 from pfnforge.stream.pool import Task, WorkerPool
+from pfnforge.stream.provenance import StreamFingerprint, stream_fingerprint
 from pfnforge.stream.sources import BatchSource
 from pfnforge.stream.spec import StreamConfig, from_ipc_bytes
 
@@ -71,18 +74,21 @@ def write_shards(prior: Prior, prior_config: dict, config: StreamConfig, out: Pa
     if part is not None and not 0 <= part[0] < part[1]:
         raise ConfigError(f"part={part[0]}/{part[1]}: expected I/N with 0 <= I < N (e.g. a Slurm array task)")
     out.mkdir(parents=True, exist_ok=True)
+    fingerprint = stream_fingerprint(prior, seed=config.seed, ranks=range(rank, rank + 1))
     manifest = {"format": "pfnforge-shards", "schema_version": SCHEMA_VERSION, "prior": prior.name,
                 "prior_config": prior_config, "stream": config.key(), "rank": rank, "num_batches": num_batches,
-                "files": {}}
+                "fingerprint": fingerprint.to_json(), "files": {}}
     manifest_name = MANIFEST if part is None else _part_manifest(part)
     previous = [out / manifest_name] if part else [out / MANIFEST, *sorted(out.glob("manifest.part-*.json"))]
     for path in (p for p in previous if p.exists()):
-        existing = json.loads(path.read_text())
+        existing = _read_manifest(path)
         keys = ("schema_version", "prior", "prior_config", "stream", "rank")
-        if any(existing.get(key) != manifest[key] for key in keys):
+        recorded = existing.get("fingerprint")  # absent in directories written before fingerprints
+        config_hash = recorded.get("config_hash") if isinstance(recorded, dict) else fingerprint.config_hash
+        if any(existing.get(key) != manifest[key] for key in keys) or config_hash != fingerprint.config_hash:
             raise ConfigError(f"{out} holds shards of another prior, config or stream: choose an empty directory")
         manifest["files"].update({k: entry for k, entry in existing["files"].items() if int(k) < num_batches and
-                                  (out / entry["file"]).exists() and _sha256(out / entry["file"]) == entry["sha256"]})
+                                  (out / entry["file"]).is_file() and _sha256(out / entry["file"]) == entry["sha256"]})
     wanted = range(num_batches) if part is None else range(part[0] * num_batches // part[1],
                                                              (part[0] + 1) * num_batches // part[1])
     missing = [k for k in wanted if str(k) not in manifest["files"]]
@@ -112,23 +118,58 @@ def write_shards(prior: Prior, prior_config: dict, config: StreamConfig, out: Pa
     return out
 
 
+def _read_manifest(path: Path) -> dict:
+    """A manifest with the keys readers and writers use; a ``SchemaError`` naming it and the fix otherwise."""
+    try:
+        manifest = json.loads(path.read_text())
+    except OSError as error:
+        raise SchemaError(f"{path} is missing or unreadable ({error}): is {path.parent} a shard directory "
+                          "written by `pfnforge generate`?") from error
+    except ValueError as error:
+        problem = f"is not JSON ({error})"
+    else:
+        problem = _manifest_problem(manifest)
+    if problem:
+        raise SchemaError(f"{path} {problem}: delete it and run the `pfnforge generate` command that wrote "
+                          f"{path.parent} again")
+    return manifest
+
+
+def _manifest_problem(manifest: object) -> str | None:
+    if not isinstance(manifest, dict):
+        return "is not a JSON object"
+    missing = [key for key in ("stream", "rank", "num_batches", "files") if key not in manifest]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(
+            k.isdigit() and isinstance(entry, dict) and {"file", "sha256"} <= entry.keys()
+            for k, entry in files.items()):
+        return "lists its files in a form `pfnforge generate` does not write"
+    return None
+
+
 class ShardSource(BatchSource):
     """The batches of a shard directory, in order, verified; ends after the last batch."""
 
     def __init__(self, directory: str | Path, start: int = 0) -> None:
         self.directory = Path(directory)
         path = self.directory / MANIFEST
-        try:
-            self.manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise SchemaError(f"{path} is missing or unreadable ({error}): is {directory} a shard directory "
-                              "written by `pfnforge generate`?") from error
+        self.manifest = _read_manifest(path)
         version = self.manifest.get("schema_version")
         if version != SCHEMA_VERSION:
             raise SchemaError(f"{directory} holds shards of pfnforge batch schema version {version}, this "
                               f"pfnforge reads version {SCHEMA_VERSION}: regenerate them")
-        super().__init__(StreamConfig.from_key(self.manifest["stream"]), self.manifest["rank"], start)
-        self.num_batches = int(self.manifest["num_batches"])
+        try:
+            config, rank = StreamConfig.from_key(self.manifest["stream"]), int(self.manifest["rank"])
+            self.num_batches = int(self.manifest["num_batches"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise SchemaError(f"{path} holds a malformed stream or rank ({type(error).__name__}: {error}): delete it "
+                              f"and run the `pfnforge generate` command that wrote {directory} again") from error
+        super().__init__(config, rank, start)
+        found = self.manifest.get("fingerprint")
+        self.fingerprint = None if found is None else StreamFingerprint.from_json(found, str(path))
+        """What the shards hold; ``None`` for a directory written before manifests recorded it."""
 
     def __len__(self) -> int:
         return self.num_batches
@@ -141,8 +182,15 @@ class ShardSource(BatchSource):
             raise SchemaError(f"{self.directory} has no batch {k}: the writer was interrupted; run the same "
                               "`pfnforge generate` command again to finish it")
         path = self.directory / entry["file"]
-        with pa.memory_map(str(path), "r") as mapped:
-            payload = mapped.read_buffer()
+        if path.is_dir():
+            raise SchemaError(f"{path} is a directory where the manifest lists batch {k}'s file: remove it and "
+                              "run the same `pfnforge generate` command again to rewrite the batch")
+        try:
+            with pa.memory_map(str(path), "r") as mapped:
+                payload = mapped.read_buffer()
+        except OSError as error:
+            raise SchemaError(f"{path}, batch {k} of {self.directory / MANIFEST}, cannot be read ({error}): run the "
+                              "same `pfnforge generate` command again to rewrite it") from error
         if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
             raise SchemaError(f"{path} is corrupt (its SHA-256 differs from the manifest's): delete it and run "
                               "`pfnforge generate` again to rewrite it")

@@ -14,12 +14,15 @@ from lightning.pytorch.utilities import rank_zero_info
 from pfnforge.arrow import from_arrow, to_torch
 from pfnforge.errors import ConfigError
 from pfnforge.prior import Prior
+from pfnforge.stream.provenance import (
+    VALIDATION_RANK,
+    StreamFingerprint,
+    check_validation_source,
+    stream_fingerprint,
+)
 from pfnforge.stream.shards import ShardSource
 from pfnforge.stream.sources import BatchSource, InProcessSource, LocalSource
 from pfnforge.stream.spec import StreamConfig
-
-VALIDATION_RANK = 1 << 29
-"""The stream rank validation batches come from: no training run has that many ranks."""
 
 
 @dataclass(kw_only=True)
@@ -37,7 +40,8 @@ class DataConfig:
     num_val_batches: int = 4
     """Batches of the fixed validation set, drawn from a stream no training rank reads (0: none)."""
     val_shards: str | None = None
-    """A shard directory (`pfnforge generate`) to validate on instead."""
+    """A shard directory (`pfnforge generate`) to validate on instead: of the run's prior and config, and of
+    another seed or a rank no training rank reads (`pfnforge generate` writes the validation rank by default)."""
     servers: list[str] = field(default_factory=list)
     """Prior servers (`pfnforge serve`, grpc://host:port) to stream training batches from instead of local workers."""
     servers_file: str | None = None
@@ -51,6 +55,10 @@ class DataConfig:
     servers_deadline_s: float = 120.0
     """Seconds a batch may take to arrive from the prior servers, failing over between them, before training
     stops with a StreamError naming them."""
+    allow_foreign_stream: bool = False
+    """Train on prior servers, or validate on shards, whose stream fingerprint says they hold another prior or
+    config, or (shards) batches of the training stream, with a warning instead of the ConfigError that
+    refuses them."""
 
     def __post_init__(self) -> None:
         if self.num_workers is not None and self.num_workers < 0:
@@ -118,7 +126,7 @@ class PriorDataModule(L.LightningDataModule):
         from pathlib import Path
 
         from pfnforge.stream.discovery import wait_for_locations
-        from pfnforge.stream.flight import FlightSource
+        from pfnforge.stream.flight import FlightSource, check_servers
 
         locations = list(self.config.servers)
         if self.config.servers_file:
@@ -132,8 +140,20 @@ class PriorDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.token_file={self.config.token_file} cannot be read ({error}): give the "
                                   "file `pfnforge serve --token-file` was started with") from error
         rank_zero_info(f"data: streaming from {len(locations)} prior server(s): {', '.join(locations)}")
-        return FlightSource(locations, self.config.stream, rank, self.next_batch, token=token,
-                            give_up_after=self.config.servers_deadline_s)
+        source = FlightSource(locations, self.config.stream, rank, self.next_batch, token=token,
+                              give_up_after=self.config.servers_deadline_s)
+        try:
+            check_servers(source, self._run_fingerprint(), allow_foreign=self.config.allow_foreign_stream,
+                          timeout=min(10.0, self.config.servers_deadline_s))
+        except ConfigError:
+            source.close()
+            raise
+        return source
+
+    def _run_fingerprint(self) -> StreamFingerprint:
+        """The run's training stream: its prior, its seed and ranks 0 .. world size - 1."""
+        world_size = int(getattr(getattr(self, "trainer", None), "world_size", 1) or 1)
+        return stream_fingerprint(self.prior, seed=self.config.stream.seed, ranks=range(world_size))
 
     def _batches(self) -> Iterator[StepBatch]:
         rank = self.trainer.global_rank if self.trainer is not None else 0
@@ -152,6 +172,9 @@ class PriorDataModule(L.LightningDataModule):
         """The same validation batches at every check: from shards, or from a reserved stream."""
         if self.config.val_shards:
             source: BatchSource = ShardSource(self.config.val_shards)
+            check_validation_source(source.fingerprint, self._run_fingerprint(),
+                                    source=f"data.val_shards={self.config.val_shards}",
+                                    allow_foreign=self.config.allow_foreign_stream)
         elif self.config.num_val_batches:
             source = InProcessSource(self.prior, self.config.stream, VALIDATION_RANK)
         else:
