@@ -19,6 +19,8 @@ class MisbehavingConfig(PriorConfig):
     """Raise a ValueError when a batch has this many rows."""
     crash_marker: str = ""
     """Path of a file: the first worker to see it deletes it and kills itself with SIGKILL."""
+    always_crash: bool = False
+    """Every worker kills itself with SIGKILL on its first batch (a crash loop)."""
 
 
 class MisbehavingPrior(Prior):
@@ -29,6 +31,8 @@ class MisbehavingPrior(Prior):
     def sample(self, rng: np.random.Generator, shape: BatchShape) -> PriorBatch:
         if shape.num_rows == self.config.fail_when_rows:
             raise ValueError(f"refusing {shape.num_rows} rows")
+        if self.config.always_crash:
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.config.crash_marker:
             try:
                 os.unlink(self.config.crash_marker)  # atomic: exactly one worker wins the marker

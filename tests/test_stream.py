@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -254,9 +255,37 @@ def test_prior_failing_on_a_server_stops_the_client_with_the_reason():
     try:
         with FlightSource([server.location], CONFIG, chunk=2, give_up_after=60) as source:
             start = time.monotonic()
-            with pytest.raises(PfnforgeError, match=f"refusing {failing_rows} rows"):
+            with pytest.raises(PfnforgeError, match=f"refusing {failing_rows} rows") as failure:
                 _take(source, 4)
             assert time.monotonic() - start < 30  # failed fast, not after retrying for give_up_after
+            # the exception line only: the worker's traceback (this host's paths) stays in the server's log
+            assert "Traceback" not in str(failure.value) and 'File "' not in str(failure.value)
+    finally:
+        server.shutdown()
+
+
+def test_a_server_whose_workers_keep_dying_stops_with_the_reason():
+    server = PriorServer(MisbehavingPrior(MisbehavingConfig(always_crash=True)), num_workers=1)
+    serving = threading.Thread(target=server.serve, daemon=True)
+    serving.start()
+    try:
+        with FlightSource([server.location], CONFIG, chunk=2, give_up_after=60) as source, \
+                pytest.raises(StreamError, match=r"prior workers died .* without producing a batch"):
+            _take(source, 1)
+        serving.join(30)  # the server stopped by itself, so `pfnforge serve` exits 1 for its supervisor
+        assert not serving.is_alive() and "without producing a batch" in server.failure
+    finally:
+        server.shutdown()
+
+
+def test_a_server_refuses_a_batch_too_large_to_draw():
+    server = PriorServer(MisbehavingPrior(), num_workers=1)
+    huge = dataclasses.replace(CONFIG, num_datasets=10**9)
+    try:
+        with FlightSource([server.location], huge, chunk=1, give_up_after=30) as source, \
+                pytest.raises(StreamError, match="above the 4 GiB a prior server draws: ask for fewer datasets"):
+            _take(source, 1)
+        assert server.failure is None  # the server keeps serving reasonable requests
     finally:
         server.shutdown()
 

@@ -21,6 +21,7 @@ from pfnforge.cli import at_least
 from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError, PluginError
 from pfnforge.prior import BatchShape
+from pfnforge.stream.spec import MAX_BATCH_BYTES
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -117,11 +118,6 @@ def run_show(args: argparse.Namespace) -> int:
         else:
             print(OmegaConf.to_yaml({f.name: OmegaConf.create({"v": value}).v}).rstrip())
     return 0
-
-
-MAX_BATCH_BYTES = 4 << 30
-"""Largest batch the ``priors`` commands draw in memory (x and y as float32); a stream of many batches is
-``pfnforge generate``'s job."""
 
 
 def _prior_and_shape(args: argparse.Namespace):

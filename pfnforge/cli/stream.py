@@ -137,4 +137,7 @@ def run_serve(args: argparse.Namespace) -> int:
         server.serve()
     except KeyboardInterrupt:
         server.shutdown()
+    if server.failure:
+        print(f"pfnforge serve: stopped: {server.failure}", file=sys.stderr)
+        return 1
     return 0

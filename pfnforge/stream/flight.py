@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import logging
 import threading
 import time
 import warnings
@@ -32,13 +33,14 @@ import pyarrow.flight as flight
 
 from pfnforge.errors import ConfigError, PfnforgeError, StreamError
 from pfnforge.prior import Prior
-from pfnforge.stream.pool import Task, WorkerPool
+from pfnforge.stream.pool import Task, WorkerError, WorkerPool
 from pfnforge.stream.provenance import StreamFingerprint, check_training_source, stream_fingerprint
 from pfnforge.stream.sources import BatchSource
-from pfnforge.stream.spec import StreamConfig, from_ipc_bytes
+from pfnforge.stream.spec import MAX_BATCH_BYTES, StreamConfig, from_ipc_bytes
 
 FLIGHT_SCHEMA = pa.schema([("k", pa.int64()), ("payload", pa.large_binary())])
 FINGERPRINT_ACTION = "pfnforge.fingerprint"
+_log = logging.getLogger(__name__)
 
 
 class _TokenCheck(flight.ServerMiddlewareFactory):
@@ -59,6 +61,12 @@ def _payload_row(k: int, payload: pa.Buffer) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([k], pa.int64()), column], schema=FLIGHT_SCHEMA)
 
 
+def _last_line(text: str) -> str:
+    """The exception line of a formatted traceback (``ValueError: ...``), or the text's first line."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if "Traceback (most recent call last)" in text else (lines[0] if lines else text)
+
+
 class PriorServer(flight.FlightServerBase):
     """Serves batches of ``prior`` for any (stream config, rank, range) a client asks for."""
 
@@ -71,6 +79,19 @@ class PriorServer(flight.FlightServerBase):
         self.prefetch = prefetch or 2 * self.pool.num_workers
         self.fingerprint = stream_fingerprint(prior)
         """The prior this server draws from; any seed and rank, so neither is part of it."""
+        self.failure: str | None = None
+        """Why the server stopped by itself: its workers kept dying without producing a batch."""
+        threading.Thread(target=self._stop_when_the_pool_fails, name="pfnforge-server-watch", daemon=True).start()
+
+    def _stop_when_the_pool_fails(self) -> None:
+        """A pool that gave up cannot serve again: stop, so that ``serve`` returns and the process can exit
+        non-zero for its supervisor (Slurm, systemd) to restart, instead of answering every call with an
+        error while looking healthy."""
+        failure = self.pool.wait_until_failed()
+        if failure:
+            self.failure = failure
+            _log.error("pfnforge prior server stops: %s", failure)
+            self.shutdown()
 
     @property
     def location(self) -> str:
@@ -83,6 +104,15 @@ class PriorServer(flight.FlightServerBase):
             rank, start, count = int(request["rank"]), int(request["start"]), int(request["count"])
         except (ValueError, KeyError, TypeError) as error:
             raise flight.FlightServerError(f"bad ticket: {error}") from error
+        if count < 0:
+            raise flight.FlightServerError(f"bad ticket: count={count} must be >= 0")
+        size = config.largest_batch_bytes()
+        if size > MAX_BATCH_BYTES:
+            raise flight.FlightServerError(
+                f"a batch of {config.num_datasets} datasets x {config.num_rows.high} rows x "
+                f"{config.num_features.high} features is {size / 2**30:,.1f} GiB, above the "
+                f"{MAX_BATCH_BYTES >> 30} GiB a prior server draws: ask for fewer datasets per batch "
+                "(data.stream.num_datasets)")
         return flight.GeneratorStream(FLIGHT_SCHEMA, self._rows(config.key(), rank, start, count))
 
     def list_actions(self, context) -> list[tuple[str, str]]:
@@ -102,7 +132,15 @@ class PriorServer(flight.FlightServerBase):
                     self.pool.submit(Task(key, rank, submitted))
                     submitted += 1
                 untaken = k + 1  # before taking: a batch whose take raises is gone too
-                yield _payload_row(k, self.pool.take_payload(Task(key, rank, k)))
+                try:
+                    payload = self.pool.take_payload(Task(key, rank, k))
+                except WorkerError as error:
+                    # the full traceback stays in the server's log; the client gets the error itself, without
+                    # this host's paths
+                    _log.error("batch %d of rank %d failed: %s", k, rank, error)
+                    raise flight.FlightServerError(f"prior {self.fingerprint.prior!r} failed on batch {k} of rank "
+                                                   f"{rank}: {_last_line(str(error))}") from None
+                yield _payload_row(k, payload)
         finally:  # an error or a client that hung up: drop what was drawn for this call
             for k in range(untaken, submitted):
                 with contextlib.suppress(PfnforgeError):

@@ -166,6 +166,8 @@ class WorkerPool:
         with self._lock:
             if self._closed:
                 raise PfnforgeError("the worker pool is closed")
+            if self._fatal:
+                raise WorkerError(self._fatal)
             worker_id = min(self._held, key=lambda w: len(self._held[w]))
             self._held[worker_id].add(task)
             # a dying worker's pipe refuses: the dispatcher replaces it and resubmits what it held
@@ -245,6 +247,13 @@ class WorkerPool:
             self._start_worker()
             for task in orphans:
                 self.submit(task)
+
+    def wait_until_failed(self) -> str | None:
+        """Block until the pool gives up (workers crash without producing batches) or closes; the reason it
+        gave up, or ``None`` when it closed."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._fatal or self._closed)
+            return self._fatal
 
     def close(self) -> None:
         with self._lock:

@@ -23,6 +23,10 @@ from pfnforge.prior import BatchShape, Prior
 _SHAPES, _SAMPLES = 0, 1  # first spawn-key level: which stream of a run
 
 
+MAX_BATCH_BYTES = 4 << 30
+"""Largest batch (x and y as float32) a prior server or a ``priors`` command draws in memory."""
+
+
 @dataclass(kw_only=True)
 class StreamConfig:
     """How the batches of a run are shaped and seeded."""
@@ -47,6 +51,10 @@ class StreamConfig:
         if self.num_features.low < 1:
             raise ConfigError(f"num_features.low={self.num_features.low} is out of range: it must be >= 1")
         self.train_fraction.check("train_fraction", at_least=0.0, at_most=1.0)
+
+    def largest_batch_bytes(self) -> int:
+        """Bytes of x and y (float32) of the largest batch this config can ask for."""
+        return self.num_datasets * self.num_rows.high * (self.num_features.high + 1) * 4
 
     def key(self) -> str:
         """A canonical JSON text of the config: equal configs give equal keys."""
