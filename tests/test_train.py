@@ -118,19 +118,34 @@ def test_resumed_run_repeats_the_uninterrupted_losses_bitwise(tmp_path):
         assert torch.equal(loss, uninterrupted.losses[step]), step
 
 
-def test_killed_training_process_resumes_with_the_same_command(tmp_path, cli_env):
-    command = [sys.executable, "-m", "pfnforge.cli", "train", f"paths.output_dir={tmp_path / 'run'}",
-               f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "model.embed_dim=32",
-               "data.num_workers=1", "trainer.max_steps=400", "trainer.checkpoint_every_n_steps=10"]
-    process = subprocess.Popen(command, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def _start_and_stop(command: list[str], env: dict, checkpoint: Path, signum: int) -> subprocess.Popen:
+    """Start a training command in its own process group; once ``checkpoint`` exists, send ``signum`` to the
+    whole group (the trainer and its prior workers), as Ctrl-C in a terminal or a kill -9 would."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
-    checkpoint = tmp_path / "run" / "checkpoints" / "epoch=0-step=30.ckpt"  # by then last.ckpt holds >= 20
     deadline = time.monotonic() + 240
     while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)  # the trainer and its prior workers
-    process.wait()
-    assert checkpoint.exists()
+    os.killpg(process.pid, signum)
+    process.output = process.communicate(timeout=120)[0]
+    assert checkpoint.exists(), process.output[-2000:]
+    return process
+
+
+def test_interrupted_and_killed_training_resumes_with_the_same_command(tmp_path, cli_env):
+    command = [sys.executable, "-m", "pfnforge.cli", "train", f"paths.output_dir={tmp_path / 'run'}",
+               f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", "model.embed_dim=32",
+               "data.num_workers=1", "trainer.max_steps=400", "trainer.checkpoint_every_n_steps=10"]
+    checkpoints = tmp_path / "run" / "checkpoints"
+    # Ctrl-C: a graceful stop, exit 130, no worker tracebacks, the MLflow run marked KILLED
+    interrupted = _start_and_stop(command, cli_env, checkpoints / "epoch=0-step=20.ckpt", signal.SIGINT)
+    assert interrupted.returncode == 130 and "Traceback" not in interrupted.output, interrupted.output[-2000:]
+    assert "the same command resumes" in interrupted.output
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("pfnforge").experiment_id])
+    assert run.info.status == "KILLED"
+    # kill -9 of the resumed run: the trainer and its workers die at once
+    _start_and_stop(command, cli_env, checkpoints / "epoch=0-step=30.ckpt", signal.SIGKILL)
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)  # safe to load
     killed_at = state["global_step"]
     assert 20 <= killed_at < 400

@@ -36,7 +36,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.multirun:
         return run_sweep(args.overrides)
-    output_dir = run_training(compose_train_config(args.overrides))
+    cfg = compose_train_config(args.overrides)
+    try:
+        output_dir = run_training(cfg)
+    except KeyboardInterrupt:
+        print(f"pfnforge: interrupted; the checkpoints are in {cfg.paths.output_dir}/checkpoints and the same "
+              "command resumes from the last of them", file=sys.stderr)
+        return 130
     print(f"trained; checkpoints in {output_dir / 'checkpoints'}; see the run with `mlflow ui "
           "--backend-store-uri sqlite:///mlflow.db`")
     return 0

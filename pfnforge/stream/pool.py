@@ -15,6 +15,7 @@ import itertools
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import traceback
@@ -99,6 +100,9 @@ def _shared_memory_dir() -> Path:
 def _worker_main(prior: Prior, connection: Connection, directory: str) -> None:
     from threadpoolctl import threadpool_limits
 
+    # Ctrl-C reaches the whole process group: the pool's owner decides when workers stop (it closes their
+    # pipes), so a worker neither dies mid-batch nor prints a traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     configs: dict[str, StreamConfig] = {}
     with threadpool_limits(1):  # one core per worker: N workers use N cores
         while True:

@@ -153,7 +153,15 @@ def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     logger.log_file(str(output_dir / "config.yaml"))
     logger.log_file(str(_preview(prior, data, output_dir / "prior-preview.png")))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        # Ctrl-C: Lightning shut down gracefully and calls exit(1); the run was killed, not failed, and the
+        # command line answers 130 like any interrupted command
+        logger.finalize("KILLED")
+        raise KeyboardInterrupt from None
     if registry_config.enable_register and trainer.is_global_zero:  # registry=default: into the Model Registry
         register_after_training(output_dir, registry_config, tracking_uri=logger_config.tracking_uri,
                                 run_id=logger.run_id)

@@ -119,6 +119,13 @@ class ResilientMLFlowLogger(MLFlowLogger):
         self._submit(lambda: MLFlowLogger.after_save_checkpoint(self, checkpoint_callback))
 
     def finalize(self, status: str = "success") -> None:
+        if not self._thread.is_alive():  # finalized before: a correction of the status (e.g. KILLED), sent now
+            if not self._offline:
+                try:
+                    MLFlowLogger.finalize(self, status)
+                except Exception as error:
+                    self._failed(f"setting the run's status to {status} failed: {type(error).__name__}: {error}")
+            return
         self._submit(lambda: MLFlowLogger.finalize(self, status))
         self._pending.put(None)
         deadline = time.monotonic() + self._drain_seconds
