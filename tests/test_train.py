@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 from pfnforge.cli.train import compose_train_config
 from pfnforge.errors import ConfigError
 from pfnforge.prior import BatchShape
+from pfnforge.train import checkpoint_io
 from pfnforge.train.run import run_training
 
 
@@ -168,6 +170,33 @@ def test_a_torn_last_checkpoint_falls_back_to_the_newest_intact_one(tmp_path):
         run_training(_config(tmp_path, "torn", "trainer.max_steps=12", "trainer.checkpoint_every_n_steps=5"),
                      callbacks=[recorder])
     assert sorted(recorder.losses) == [11, 12]  # resumed from the step-10 checkpoint
+
+
+def test_a_checkpoint_write_killed_midway_leaves_no_torn_file_and_nothing_in_tmpdir(tmp_path, monkeypatch):
+    staging = tmp_path / "tmpdir"
+    staging.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))  # where a staged copy would go
+    real_save, saves = torch.save, []
+
+    def dying_save(obj, handle, *args, **kwargs):
+        saves.append(obj["global_step"])
+        if obj["global_step"] == 10:  # killed halfway through the step-10 checkpoint
+            handle.write(b"half a checkpoint")
+            raise RuntimeError("killed while writing")
+        return real_save(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", dying_save)
+    steps = ["trainer.max_steps=12", "trainer.checkpoint_every_n_steps=5"]
+    with pytest.raises(RuntimeError, match="killed while writing"):
+        run_training(_config(tmp_path, "inplace", *steps))
+    checkpoints = tmp_path / "inplace" / "checkpoints"
+    assert not (checkpoints / "epoch=0-step=10.ckpt").exists()  # no file under its final name
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 5  # the intact one
+    assert [p.name for p in checkpoints.glob(".*.partial")] == [".epoch=0-step=10.ckpt.partial"]
+    monkeypatch.setattr(checkpoint_io.torch, "save", real_save)
+    run_training(_config(tmp_path, "inplace", *steps))  # resumes at 5; the next save clears the partial file
+    assert not list(checkpoints.glob(".*.partial")) and not list(staging.iterdir())
+    assert torch.load(checkpoints / "epoch=0-step=10.ckpt", weights_only=True)["global_step"] == 10
 
 
 def test_resume_picks_the_highest_stored_step_not_the_newest_file(tmp_path):

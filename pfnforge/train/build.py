@@ -207,7 +207,12 @@ def build_callbacks(config: CallbacksConfig, trainer: TrainerConfig, checkpoint_
 
 def build_trainer(config: TrainerConfig, strategy: Any, logger: Any, callbacks: list[L.Callback],
                   output_dir: Path) -> L.Trainer:
+    from pfnforge.train.checkpoint_io import InPlaceCheckpointIO
+
+    # single-file checkpoints are written in place; DeepSpeed and FSDP strategies write their own
+    one_file = isinstance(strategy, str) and not strategy.startswith(("deepspeed", "fsdp"))
     return L.Trainer(
+        plugins=[InPlaceCheckpointIO()] if one_file else None,
         max_steps=config.max_steps, accelerator=config.accelerator, devices=config.devices,
         num_nodes=config.num_nodes, strategy=strategy, precision=config.precision,
         gradient_clip_val=config.gradient_clip_val or None, accumulate_grad_batches=config.accumulate_grad_batches,
