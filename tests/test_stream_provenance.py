@@ -51,7 +51,7 @@ def rank1_shards(tmp_path_factory, reference_gp) -> Path:
 
 def _datamodule(prior, world_size: int = 1, stream: StreamConfig = STREAM, **data) -> PriorDataModule:
     """The data module of a run of ``prior`` on ``world_size`` ranks, as the trainer attaches it."""
-    datamodule = PriorDataModule(prior, DataConfig(stream=stream, num_workers=0, num_val_batches=2, **data))
+    datamodule = PriorDataModule(prior, DataConfig(stream=stream, num_workers=0, **{"num_val_batches": 2, **data}))
     datamodule.trainer = SimpleNamespace(world_size=world_size, global_rank=0)
     return datamodule
 
@@ -193,3 +193,14 @@ def test_the_override_trains_on_a_foreign_prior_server(other_gp, tmp_path):
     import torch
 
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_every_validation_shard_is_read_and_checked(reference_gp, tmp_path):
+    shards = write_shards(reference_gp, {}, STREAM, tmp_path / "val", 3, rank=VALIDATION_RANK, num_workers=1,
+                          progress=None)
+    datamodule = _datamodule(reference_gp, val_shards=str(shards), num_val_batches=1)
+    assert len(datamodule.val_dataloader()) == 3  # all the shards, not the first num_val_batches
+    last = shards / ShardSource(shards).manifest["files"]["2"]["file"]
+    last.write_bytes(last.read_bytes()[:-8] + b"corrupt!")
+    with pytest.raises(SchemaError, match=rf"{last.name} is corrupt"):
+        _datamodule(reference_gp, val_shards=str(shards), num_val_batches=1).val_dataloader()

@@ -38,7 +38,8 @@ class DataConfig:
     prefetch: int | None = None
     """Batches requested ahead of training (default: twice the workers)."""
     num_val_batches: int = 4
-    """Batches of the fixed validation set, drawn from a stream no training rank reads (0: none)."""
+    """Batches of the fixed validation set, drawn from a stream no training rank reads (0: none); with
+    ``val_shards``, every batch of the shards is used instead."""
     val_shards: str | None = None
     """A shard directory (`pfnforge generate`) to validate on instead: of the run's prior and config, and of
     another seed or a rank no training rank reads (`pfnforge generate` writes the validation rank by default)."""
@@ -180,7 +181,9 @@ class PriorDataModule(L.LightningDataModule):
         else:
             return _FixedBatches([])
         batches = []
-        for _, record_batch in zip(range(self.config.num_val_batches or len(source)), source, strict=False):
+        # shards: all of them, each checked against its checksum (a batch never read is a corruption never seen)
+        count = len(source) if self.config.val_shards else self.config.num_val_batches
+        for _, record_batch in zip(range(count), source, strict=False):
             prior_batch = from_arrow(record_batch)
             tensors = to_torch(record_batch)
             T = int(tensors.num_train_rows[0])
