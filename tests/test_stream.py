@@ -191,7 +191,7 @@ def test_wrong_or_missing_token_is_refused(tmp_path, reference):
 
 
 def _write(gp, out: Path) -> Path:
-    return write_shards(gp, {"note": "test"}, CONFIG, out, NUM_BATCHES, rank=1, num_workers=2, progress=None)
+    return write_shards(gp, {"note": "test"}, CONFIG, out, NUM_BATCHES, rank=1, num_workers=2, progress=False)
 
 
 def test_shards_replay_the_stream_and_end(gp, reference, tmp_path):

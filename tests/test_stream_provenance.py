@@ -46,7 +46,7 @@ def other_gp():
 def rank1_shards(tmp_path_factory, reference_gp) -> Path:
     """Batches of training rank 1 of the run's seed, written through the library."""
     out = tmp_path_factory.mktemp("rank1") / "shards"
-    return write_shards(reference_gp, {}, STREAM, out, 2, rank=1, num_workers=1, progress=None)
+    return write_shards(reference_gp, {}, STREAM, out, 2, rank=1, num_workers=1, progress=False)
 
 
 def _datamodule(prior, world_size: int = 1, stream: StreamConfig = STREAM, **data) -> PriorDataModule:
@@ -197,7 +197,7 @@ def test_the_override_trains_on_a_foreign_prior_server(other_gp, tmp_path):
 
 def test_every_validation_shard_is_read_and_checked(reference_gp, tmp_path):
     shards = write_shards(reference_gp, {}, STREAM, tmp_path / "val", 3, rank=VALIDATION_RANK, num_workers=1,
-                          progress=None)
+                          progress=False)
     datamodule = _datamodule(reference_gp, val_shards=str(shards), num_val_batches=1)
     assert len(datamodule.val_dataloader()) == 3  # all the shards, not the first num_val_batches
     last = shards / ShardSource(shards).manifest["files"]["2"]["file"]

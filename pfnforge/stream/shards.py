@@ -15,10 +15,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
+from tqdm import tqdm
 
 from pfnforge.arrow import SCHEMA_VERSION
 from pfnforge.errors import ConfigError, SchemaError
@@ -48,27 +48,18 @@ def _write_atomic(path: Path, data: bytes | pa.Buffer) -> None:
     os.replace(partial, path)
 
 
-def print_progress(done: int, total: int, started: float) -> None:
-    """A one-line progress bar on stderr."""
-    rate = done / max(time.perf_counter() - started, 1e-9)
-    filled = int(30 * done / max(total, 1))
-    end = "\n" if done == total else ""
-    print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} batches, {rate:.1f}/s", end=end,
-          file=sys.stderr, flush=True)
-
-
 def _part_manifest(part: tuple[int, int]) -> str:
     return f"manifest.part-{part[0]:04d}-of-{part[1]:04d}.json"
 
 
 def write_shards(prior: Prior, prior_config: dict, config: StreamConfig, out: Path, num_batches: int, *,
                  rank: int = 0, num_workers: int | None = None, part: tuple[int, int] | None = None,
-                 progress: Callable[[int, int, float], None] | None = print_progress) -> Path:
+                 progress: bool = True) -> Path:
     """Write batches ``0 .. num_batches - 1`` of ``rank`` to ``out``; resumes an interrupted run.
 
     ``part=(i, n)`` writes only the i-th of n equal slices, with its own manifest, so that n writers (a Slurm
     array) fill one directory at once; the same call without ``part`` then verifies every slice's files,
-    writes what is missing and the one ``manifest.json`` readers need."""
+    writes what is missing and the one ``manifest.json`` readers need. ``progress``: a progress bar on stderr."""
     if num_batches < 1:
         raise ConfigError(f"num_batches={num_batches} must be >= 1")
     if part is not None and not 0 <= part[0] < part[1]:
@@ -92,9 +83,11 @@ def write_shards(prior: Prior, prior_config: dict, config: StreamConfig, out: Pa
     wanted = range(num_batches) if part is None else range(part[0] * num_batches // part[1],
                                                              (part[0] + 1) * num_batches // part[1])
     missing = [k for k in wanted if str(k) not in manifest["files"]]
-    started = saved = time.perf_counter()
+    saved = time.perf_counter()
     key = config.key()
-    with WorkerPool(prior, num_workers) as pool:
+    bar = tqdm(total=len(wanted), initial=len(wanted) - len(missing), unit="batches", disable=not progress,
+               file=sys.stderr, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {unit} [{elapsed}, {rate_fmt}]")
+    with WorkerPool(prior, num_workers) as pool, bar:
         window = 2 * pool.num_workers
         for k in missing[:window]:
             pool.submit(Task(key, rank, k))
@@ -109,8 +102,7 @@ def write_shards(prior: Prior, prior_config: dict, config: StreamConfig, out: Pa
             if time.perf_counter() - saved > 1.0:  # a killed writer redoes at most ~1 s of batches
                 _write_atomic(out / manifest_name, json.dumps(manifest, indent=1).encode())
                 saved = time.perf_counter()
-            if progress:
-                progress(len(wanted) - len(missing) + index + 1, len(wanted), started)
+            bar.update()
     _write_atomic(out / manifest_name, json.dumps(manifest, indent=1).encode())
     if part is None:  # the slices are in manifest.json now
         for path in out.glob("manifest.part-*.json"):
