@@ -18,7 +18,7 @@ from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError, SchemaError
 from pfnforge.hyperpriors import IntRange
 from pfnforge.stream.flight import PriorServer
-from pfnforge.stream.provenance import VALIDATION_RANK, prior_config_hash, stream_fingerprint
+from pfnforge.stream.provenance import VALIDATION_RANK, host_kernels, prior_config_hash, stream_fingerprint
 from pfnforge.stream.shards import ShardSource, write_shards
 from pfnforge.stream.spec import StreamConfig, sample_record_batch, to_ipc_bytes
 from pfnforge.train.data import DataConfig, PriorDataModule
@@ -170,6 +170,20 @@ def test_prior_servers_of_another_config_are_refused_and_a_matching_one_streams(
             assert next(source).num_rows == 2
     finally:
         server.shutdown()
+
+
+def test_prior_servers_on_different_cpu_kernels_are_named_in_a_warning(reference_gp):
+    servers = [PriorServer(reference_gp, num_workers=1) for _ in range(2)]
+    assert servers[0].fingerprint.host == host_kernels() and host_kernels()  # e.g. "znver4, openblas SkylakeX"
+    servers[1].fingerprint.host = "x86-64, openblas Prescott"  # as a server on another node type reports
+    try:
+        run = _datamodule(reference_gp, servers=[s.location for s in servers])
+        with pytest.warns(RuntimeWarning, match=rf"different CPU or BLAS kernels .*{servers[1].location}: x86-64, "
+                                                "openblas Prescott.*not bit-for-bit"), run._open(rank=0) as source:
+            assert next(source).num_rows == 2  # a warning, not a refusal: the batches are the same in law
+    finally:
+        for server in servers:
+            server.shutdown()
 
 
 @pytest.mark.slow  # a real training run (Lightning, MLflow) against a prior server

@@ -289,6 +289,7 @@ def check_servers(source: FlightSource, run: StreamFingerprint, *, allow_foreign
     """Refuse (``ConfigError``) the source's servers that report another prior, config or schema than the run's
     fingerprint ``run``; warn about those that cannot be asked within ``timeout`` seconds (they may start
     later: the stream fails over to them)."""
+    hosts: dict[str, str] = {}
     for location in source.locations:
         try:
             found = source.server_fingerprint(location, timeout=timeout)
@@ -296,6 +297,14 @@ def check_servers(source: FlightSource, run: StreamFingerprint, *, allow_foreign
             warnings.warn(f"{error}; its batches are not checked against the run's {run.describe_prior()}",
                           RuntimeWarning, stacklevel=2)
             continue
+        if found is not None and found.host:
+            hosts[location] = found.host
         check_training_source(found, run, source=f"prior server {location}", allow_foreign=allow_foreign,
                               fix="start the servers with the run's prior and overrides (`pfnforge serve <prior> "
                                   "<overrides>`, as slurm/prior_servers.sbatch does)")
+    if len(set(hosts.values())) > 1:
+        kinds = "; ".join(f"{location}: {host}" for location, host in hosts.items())
+        warnings.warn(f"the prior servers run on different CPU or BLAS kernels ({kinds}): a batch drawn again on "
+                      "another server after a failover may differ in its last bits (the bnn prior's do; gp and scm "
+                      "were measured identical), so a resumed run is not bit-for-bit the uninterrupted one",
+                      RuntimeWarning, stacklevel=2)

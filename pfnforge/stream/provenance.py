@@ -45,6 +45,9 @@ class StreamFingerprint:
     """The ranks whose batches the stream holds; ``None`` for a prior server, which serves any rank."""
     pfnforge_version: str = __version__
     """The pfnforge release that drew the batches."""
+    host: str | None = None
+    """The CPU type and BLAS kernels that drew them (``host_kernels()``, e.g. ``znver4, openblas SkylakeX``):
+    a batch's bits are only guaranteed on the same ones (see docs/streaming.md)."""
 
     def same_prior(self, other: StreamFingerprint) -> bool:
         """Whether both streams draw from the same prior, config and batch schema."""
@@ -71,7 +74,7 @@ class StreamFingerprint:
         """A JSON-ready dict (``ranks`` as ``[start, stop]``); ``from_json`` reads it back."""
         ranks = None if self.ranks is None else [self.ranks.start, self.ranks.stop]
         return {"prior": self.prior, "config_hash": self.config_hash, "schema_version": self.schema_version,
-                "seed": self.seed, "ranks": ranks, "pfnforge_version": self.pfnforge_version}
+                "seed": self.seed, "ranks": ranks, "pfnforge_version": self.pfnforge_version, "host": self.host}
 
     @classmethod
     def from_json(cls, data: object, source: str) -> StreamFingerprint:
@@ -82,7 +85,7 @@ class StreamFingerprint:
                        schema_version=int(data["schema_version"]),
                        seed=None if data["seed"] is None else int(data["seed"]),
                        ranks=None if ranks is None else range(int(ranks[0]), int(ranks[1])),
-                       pfnforge_version=str(data["pfnforge_version"]))
+                       pfnforge_version=str(data["pfnforge_version"]), host=data.get("host"))
         except (KeyError, IndexError, TypeError, ValueError) as error:
             raise SchemaError(f"{source} holds a malformed stream fingerprint ({type(error).__name__}: {error}): "
                               "it was not written by pfnforge; write it again with `pfnforge generate`") from error
@@ -98,10 +101,22 @@ def prior_config_hash(config: PriorConfig) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
 
 
+def host_kernels() -> str:
+    """The CPU type Numba compiles for and the BLAS kernels in use, e.g. ``znver4, openblas SkylakeX``: what
+    decides a batch's last bits besides the seed (fused multiply-adds, vector widths, summation order)."""
+    import llvmlite.binding
+    from threadpoolctl import threadpool_info
+
+    blas = sorted({f"{info['internal_api']} {info.get('architecture') or '?'}" for info in threadpool_info()
+                   if info.get("user_api") == "blas"})
+    return ", ".join([llvmlite.binding.get_host_cpu_name(), *blas])
+
+
 def stream_fingerprint(prior: Prior, *, seed: int | None = None, ranks: range | None = None) -> StreamFingerprint:
-    """The fingerprint of ``prior``'s stream for ``seed`` and ``ranks`` (``None``: any, as a server serves)."""
+    """The fingerprint of ``prior``'s stream for ``seed`` and ``ranks`` (``None``: any, as a server serves),
+    drawn on this host."""
     return StreamFingerprint(prior=prior.name, config_hash=prior_config_hash(prior.config),
-                             schema_version=SCHEMA_VERSION, seed=seed, ranks=ranks)
+                             schema_version=SCHEMA_VERSION, seed=seed, ranks=ranks, host=host_kernels())
 
 
 def check_training_source(found: StreamFingerprint | None, run: StreamFingerprint, *, source: str, fix: str,
