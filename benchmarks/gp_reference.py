@@ -193,7 +193,7 @@ def main() -> None:
     mean_mc_error = np.sqrt((result["mc_error"] ** 2).sum()) / len(sizes)
     print(f"mean gap over context sizes 1-{args.max_context}: {gap.mean():.4f} ± {2 * mean_stderr:.4f} nats "
           f"per test point (PFN {result['model'].mean():.4f}, reference {result['exact'].mean():.4f}, "
-          f"its Monte Carlo error {mean_mc_error:.4f})")
+          f"its Monte Carlo error {mean_mc_error:.1e})")
     if has_oracle:
         print(f"mean gap to the oracle: {(result['model'] - result['oracle']).mean():.4f} "
               f"(oracle {result['oracle'].mean():.4f})")
