@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from pfnforge.batch import PriorBatch
 from pfnforge.blocks.covariance import covariance_matrix
 from pfnforge.errors import ConfigError
 from pfnforge_priors.gp.expression import KernelExpression
+
+if TYPE_CHECKING:
+    from pfnforge_priors.gp.prior import GPConfig
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -43,7 +47,7 @@ class MCMCPosterior:
 class _Target:
     """The hyperparameters of one kernel option as a point of the unit cube, and their likelihood."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: GPConfig) -> None:
         if len(config.kernel.options) != 1:
             raise ConfigError(f"slice sampling covers one kernel option, the prior has {config.kernel.options}: "
                               "pass prior.kernel.options=[ONE] (the quadrature reference covers several)")
@@ -98,7 +102,7 @@ class _Target:
         return log_evidence_M, -0.5 * (LOG_2PI + np.log(variance_MQ) + residual_MQ**2 / variance_MQ)
 
 
-def slice_sampling_posterior(batch: PriorBatch, config, *, num_samples: int, num_chains: int = 4,
+def slice_sampling_posterior(batch: PriorBatch, config: GPConfig, *, num_samples: int, num_chains: int = 4,
                              num_burn_in: int | None = None, seed: int = 0) -> MCMCPosterior:
     """The marginal predictive of every dataset's test rows under the hyperpriors of ``config`` (a ``GPConfig``
     with one kernel option) from ``num_chains`` slice-sampling chains of ``num_samples`` kept sweeps each,
