@@ -21,10 +21,10 @@ from pfnforge.inference.artifact import (
     WEIGHTS_FILE,
     default_model_dir,
     load_checkpoint,
-    load_model,
     load_model_dir,
     save_model_dir,
 )
+from pfnforge.inference.loading import load_model
 from pfnforge.train.run import run_training
 
 
