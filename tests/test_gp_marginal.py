@@ -115,3 +115,12 @@ def test_bad_settings_are_refused_with_the_fix():
                                                                               options=["rbf", "matern32"]))
     with pytest.raises(ConfigError, match="one kernel option"):
         slice_sampling_posterior(_batch(two_kernels, 3, num_datasets=2), two_kernels, num_samples=2)
+
+
+def test_a_periodic_prior_has_no_marginal_reference_but_keeps_its_oracle():
+    periodic = dataclasses.replace(HYPERPRIORS, kernel=dataclasses.replace(HYPERPRIORS.kernel,
+                                                                           options=["rbf", "rbf+periodic"]))
+    batch = _batch(periodic, 4, num_datasets=2)
+    prior = GPPrior(periodic)
+    assert prior.reference(batch) is None  # its multimodal period would need far more points than seconds allow
+    np.testing.assert_array_equal(prior.oracle_log_likelihood(batch), exact_posterior(batch).log_density)

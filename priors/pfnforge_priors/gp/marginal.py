@@ -59,8 +59,13 @@ class MarginalConfig:
     target_error: float = 0.005
     """Monte Carlo error (nats) a dataset's mean test log density should stay within: where it does not, the
     dataset is redone with twice the points per dimension."""
-    max_doublings: int = 2
-    """How many times a dataset's points may double to reach ``target_error``; its error is reported either way."""
+    max_zooms: int = 3
+    """How many times a dataset's integration box may narrow to where its hyperparameters' posterior lies
+    (points with at least ``ZOOM_WEIGHT`` of the largest weight, plus a point spacing) to reach ``target_error``:
+    a sharp posterior gets the same number of points in a smaller box."""
+    max_doublings: int = 1
+    """How many times a dataset's points may double where narrowing does not help; its error is reported
+    either way."""
     seed: int = 0
     """Seed of the randomisations: the same seed gives the same estimate."""
 
@@ -72,9 +77,9 @@ class MarginalConfig:
             raise ConfigError(f"num_scale_points={self.num_scale_points} must be >= 1")
         if self.num_replicates < 2:
             raise ConfigError(f"num_replicates={self.num_replicates} must be >= 2: their spread is the error")
-        if not self.target_error > 0 or self.max_doublings < 0:
-            raise ConfigError(f"target_error={self.target_error} must be > 0 and max_doublings="
-                              f"{self.max_doublings} >= 0")
+        if not self.target_error > 0 or self.max_doublings < 0 or self.max_zooms < 0:
+            raise ConfigError(f"target_error={self.target_error} must be > 0, and max_zooms={self.max_zooms} and "
+                              f"max_doublings={self.max_doublings} >= 0")
 
 
 @dataclass(kw_only=True, eq=False)
@@ -112,31 +117,54 @@ def draws_hyperparameters(config: GPConfig) -> bool:
     return len(config.kernel.options) > 1 or any(not r.is_fixed for r in ranges)
 
 
-def _grid(value: Range, num_points: int, shift: float) -> np.ndarray:
-    """The range at a shifted midpoint grid of quantiles; one value when it is fixed."""
+MAX_TRAIN_ROWS = 256
+"""Most training rows a dataset may have for the marginal reference (one eigendecomposition of the
+training kernel per shape point: O(T³) each)."""
+
+
+def marginal_is_affordable(config: GPConfig, batch: PriorBatch) -> bool:
+    """Whether ``marginal_posterior`` reaches its error in seconds per dataset: no periodic term (its period
+    makes the posterior over the shape multimodal, beyond a few dozen quasi-random points) and at most
+    ``MAX_TRAIN_ROWS`` training rows."""
+    periodic = any(t == "periodic" for o in config.kernel.options for t in KernelExpression.parse(o).terms)
+    return not periodic and int(np.max(batch.num_train_rows)) <= MAX_TRAIN_ROWS
+
+
+def _grid(value: Range, num_points: int, shift: float, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles (a shifted midpoint grid over ``box`` = [low, high] of the unit interval, tent-transformed:
+    O(n^-2) for smooth integrands) and the range's values there; one point when the range is fixed."""
     if value.is_fixed:
-        return np.array([value.low])
-    u = (np.arange(num_points) + shift) / num_points
-    return value.at_quantile(1.0 - np.abs(2.0 * u - 1.0))  # the tent transform: O(n^-2) for smooth integrands
+        return np.array([0.5]), np.array([value.low])
+    t = (np.arange(num_points) + shift) / num_points
+    u = box[0] + (box[1] - box[0]) * (1.0 - np.abs(2.0 * t - 1.0))
+    return u, value.at_quantile(u)
+
+
+def _shape_dims(config: GPConfig, expression: KernelExpression) -> list[tuple[str, int]]:
+    """The drawn shape hyperparameters of one kernel option: (name, term) of each lengthscale and period."""
+    periodic = [t for t, name in enumerate(expression.terms) if name == "periodic"]
+    return ([("lengthscale", t) for t in range(len(expression.terms))] if not config.lengthscale.is_fixed
+            else []) + ([("period", t) for t in periodic] if not config.period.is_fixed else [])
 
 
 def _shape_points(config: GPConfig, expression: KernelExpression, num_slots: int, num_points: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(N, slots) lengthscales and periods of the shape points (NaN in unused slots)."""
+                  rng: np.random.Generator, box_D2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, slots) lengthscales and periods of a scrambled Sobol sample over ``box_D2`` (NaN in unused slots),
+    and its (N, D) quantiles."""
     num_terms = len(expression.terms)
     periodic = [t for t, name in enumerate(expression.terms) if name == "periodic"]
-    dims = ([("lengthscale", t) for t in range(num_terms)] if not config.lengthscale.is_fixed else []) + \
-           ([("period", t) for t in periodic] if not config.period.is_fixed else [])
+    dims = _shape_dims(config, expression)
     n = num_points if dims else 1
     lengthscales, periods = np.full((n, num_slots), np.nan), np.full((n, num_slots), np.nan)
     lengthscales[:, :num_terms] = config.lengthscale.low
     periods[:, periodic] = config.period.low
+    u_ND = np.empty((n, 0))
     if dims:
-        u_ND = qmc.Sobol(len(dims), scramble=True, seed=rng).random(n)
+        u_ND = box_D2[:, 0] + (box_D2[:, 1] - box_D2[:, 0]) * qmc.Sobol(len(dims), scramble=True, seed=rng).random(n)
         for d, (name, t) in enumerate(dims):
             target = lengthscales if name == "lengthscale" else periods
             target[:, t] = getattr(config, name).at_quantile(u_ND[:, d])
-    return lengthscales, periods
+    return lengthscales, periods, u_ND
 
 
 def _option_log_terms(x_FR: np.ndarray, y_R: np.ndarray, num_train: int, num_features: int,
@@ -171,45 +199,112 @@ def _option_log_terms(x_FR: np.ndarray, y_R: np.ndarray, num_train: int, num_fea
     return log_evidence_NP, log_predictive_NPQ
 
 
+@dataclass(kw_only=True)
+class _Box:
+    """The part of the unit cube of quantiles a pass integrates over: [low, high] per drawn dimension."""
+
+    scale: np.ndarray
+    """(2, 2): outputscale and noise variance."""
+    shape: list[np.ndarray]
+    """Per kernel option, (D, 2) for its drawn lengthscales and periods."""
+
+
+@dataclass(kw_only=True)
+class _Pass:
+    """One randomised point set's estimate, and where its weight lay (to narrow the next pass's box)."""
+
+    log_evidence: float
+    """log E[p(D | θ)] over the box."""
+    log_predictive_Q: np.ndarray
+    """log E[p(D | θ) p(y_q | D, θ)] over the box, per test row."""
+    num_points: int
+    weights: dict[tuple, tuple[np.ndarray, np.ndarray]]
+    """Per drawn dimension: the points' quantiles and the log of their (marginal) posterior weights."""
+
+
 def _replicate(x_FR: np.ndarray, y_R: np.ndarray, num_train: int, num_features: int, config: GPConfig,
-               num_shape_points: int, num_scale_points: int, rng: np.random.Generator) -> tuple[float, np.ndarray, int]:
-    """One randomised point set: log E[p(D | θ)], (Q,) log E[p(D | θ) p(y_q | D, θ)], and its number of points."""
+               num_shape_points: int, num_scale_points: int, rng: np.random.Generator, box: _Box) -> _Pass:
+    """One randomised point set over ``box``."""
     shifts = rng.random(2)
-    outputscale_G = _grid(config.outputscale, num_scale_points, shifts[0])
-    noise_G = _grid(config.noise_variance, num_scale_points, shifts[1])
-    outputscale_P, noise_P = (a.ravel() for a in np.meshgrid(outputscale_G, noise_G, indexing="ij"))
-    evidence_O, predictive_OQ, num_points = [], [], 0
-    for option, log_weight in zip(config.kernel.options, np.log(config.kernel.probabilities()), strict=True):
+    u_outputscale_G, outputscale_G = _grid(config.outputscale, num_scale_points, shifts[0], box.scale[0])
+    u_noise_H, noise_H = _grid(config.noise_variance, num_scale_points, shifts[1], box.scale[1])
+    outputscale_P, noise_P = (a.ravel() for a in np.meshgrid(outputscale_G, noise_H, indexing="ij"))
+    evidence_O, predictive_OQ, scale_OP, num_points, weights = [], [], [], 0, {}
+    for k, (option, log_weight) in enumerate(zip(config.kernel.options, np.log(config.kernel.probabilities()),
+                                                 strict=True)):
         expression = KernelExpression.parse(option)
-        lengthscales, periods = _shape_points(config, expression, config.num_term_slots, num_shape_points, rng)
+        lengthscales, periods, u_ND = _shape_points(config, expression, config.num_term_slots, num_shape_points,
+                                                    rng, box.shape[k])
         evidence_NP, predictive_NPQ = _option_log_terms(x_FR, y_R, num_train, num_features, expression,
                                                         config.num_term_slots, lengthscales, periods,
                                                         outputscale_P, noise_P)
         num_points += evidence_NP.size
-        log_mean = np.log(evidence_NP.size)
-        evidence_O.append(log_weight + _logsumexp(evidence_NP) - log_mean)
-        predictive_OQ.append(log_weight + _logsumexp(evidence_NP[:, :, None] + predictive_NPQ, axis=(0, 1))
-                             - log_mean)
-    return float(_logsumexp(np.array(evidence_O))), _logsumexp(np.stack(predictive_OQ), axis=0), num_points
+        weight_NP = log_weight + evidence_NP - np.log(evidence_NP.size)
+        evidence_O.append(_logsumexp(weight_NP))
+        predictive_OQ.append(_logsumexp(weight_NP[:, :, None] + predictive_NPQ, axis=(0, 1)))
+        scale_OP.append(_logsumexp(weight_NP, axis=0))
+        weight_N = _logsumexp(weight_NP, axis=1)
+        for d in range(u_ND.shape[1]):
+            weights[("shape", k, d)] = (u_ND[:, d], weight_N)
+    scale_GH = _logsumexp(np.stack(scale_OP), axis=0).reshape(len(u_outputscale_G), len(u_noise_H))
+    weights[("scale", 0)] = (u_outputscale_G, _logsumexp(scale_GH, axis=1))
+    weights[("scale", 1)] = (u_noise_H, _logsumexp(scale_GH, axis=0))
+    return _Pass(log_evidence=float(_logsumexp(np.array(evidence_O))),
+                 log_predictive_Q=_logsumexp(np.stack(predictive_OQ), axis=0), num_points=num_points,
+                 weights=weights)
+
+
+ZOOM_WEIGHT = 1e-6
+"""A narrowed box keeps every point whose posterior weight is at least this share of the largest (a Gaussian's
+±5.3 standard deviations), plus one point spacing on either side."""
+
+
+def _narrowed(box: _Box, passes: list[_Pass], config: GPConfig, num_shape: int, num_scale: int) -> _Box | None:
+    """The box where the passes' posterior weight lies, or ``None`` when that is not at least a third
+    narrower in some dimension (more points help then, a smaller box does not)."""
+    new = _Box(scale=box.scale.copy(), shape=[b.copy() for b in box.shape])
+    narrower = False
+    for key in passes[0].weights:
+        u = np.concatenate([p.weights[key][0] for p in passes])
+        log_w = np.concatenate([p.weights[key][1] for p in passes])
+        kept = u[log_w >= log_w.max() + np.log(ZOOM_WEIGHT)]
+        bounds = box.scale[key[1]] if key[0] == "scale" else box.shape[key[1]][key[2]]
+        dims = 1 if key[0] == "scale" else len(box.shape[key[1]])
+        spacing = (bounds[1] - bounds[0]) / (num_scale if key[0] == "scale" else num_shape ** (1 / dims))
+        low, high = max(bounds[0], kept.min() - spacing), min(bounds[1], kept.max() + spacing)
+        narrower |= high - low < (bounds[1] - bounds[0]) * 2 / 3
+        (new.scale[key[1]] if key[0] == "scale" else new.shape[key[1]][key[2]])[:] = low, high
+    return new if narrower else None
 
 
 def _dataset(x_FR: np.ndarray, y_R: np.ndarray, num_train: int, num_features: int, config: GPConfig,
              options: MarginalConfig, rng: np.random.Generator) -> tuple[np.ndarray, float, int]:
-    """(Q,) marginal log density of one dataset's test rows, its Monte Carlo error and the points used,
-    doubling the points until the error is within ``options.target_error``."""
+    """(Q,) marginal log density of one dataset's test rows, its Monte Carlo error and the points used. Where
+    the error exceeds ``options.target_error`` the next pass narrows the box to where the posterior lies
+    (up to ``max_zooms`` times) or, where that does not narrow it, doubles the points (``max_doublings``)."""
     num_shape, num_scale = options.num_shape_points, options.num_scale_points
-    for doubling in range(options.max_doublings + 1):
-        replicates = [_replicate(x_FR, y_R, num_train, num_features, config, num_shape, num_scale, rng)
-                      for _ in range(options.num_replicates)]
-        evidence_K = np.array([r[0] for r in replicates])
-        predictive_KQ = np.stack([r[1] for r in replicates])
+    box = _Box(scale=np.array([[0.0, 1.0], [0.0, 1.0]]),
+               shape=[np.tile([0.0, 1.0], (len(_shape_dims(config, KernelExpression.parse(o))), 1))
+                      for o in config.kernel.options])
+    zooms = doublings = 0
+    while True:
+        passes = [_replicate(x_FR, y_R, num_train, num_features, config, num_shape, num_scale, rng, box)
+                  for _ in range(options.num_replicates)]
+        evidence_K = np.array([p.log_evidence for p in passes])
+        predictive_KQ = np.stack([p.log_predictive_Q for p in passes])
         estimate_K = (predictive_KQ - evidence_K[:, None]).mean(1) if predictive_KQ.shape[1] else 0 * evidence_K
         error = float(estimate_K.std(ddof=1) / np.sqrt(len(estimate_K)))
-        if error <= options.target_error or doubling == options.max_doublings:
+        if error <= options.target_error:
             break
-        num_shape, num_scale = 2 * num_shape, 2 * num_scale
+        narrowed = _narrowed(box, passes, config, num_shape, num_scale) if zooms < options.max_zooms else None
+        if narrowed is not None:
+            box, zooms = narrowed, zooms + 1
+        elif doublings < options.max_doublings:
+            num_shape, num_scale, doublings = 2 * num_shape, 2 * num_scale, doublings + 1
+        else:
+            break
     log_density_Q = _logsumexp(predictive_KQ, axis=0) - _logsumexp(evidence_K)
-    return log_density_Q, error, sum(r[2] for r in replicates)
+    return log_density_Q, error, sum(p.num_points for p in passes)
 
 
 def marginal_posterior(batch: PriorBatch, config: GPConfig,

@@ -119,14 +119,18 @@ class GPPrior(Prior):
                           num_features=num_features_B, num_train_rows=shape.num_train_rows, num_classes=0,
                           prior=self.name, hyperparameters=hyperparameters)
 
-    def reference(self, batch: PriorBatch) -> Reference:
+    def reference(self, batch: PriorBatch) -> Reference | None:
         """The exact GP posterior when the hyperparameters are fixed; otherwise the posterior predictive
-        integrated over the hyperpriors (``marginal_posterior``), with its Monte Carlo error."""
-        from pfnforge_priors.gp.marginal import draws_hyperparameters, marginal_posterior
+        integrated over the hyperpriors (``marginal_posterior``), with its Monte Carlo error, where that is
+        affordable (``marginal_is_affordable``: no periodic terms, at most 256 training rows); else ``None``
+        (the oracle given the drawn hyperparameters is still scored)."""
+        from pfnforge_priors.gp.marginal import draws_hyperparameters, marginal_is_affordable, marginal_posterior
         from pfnforge_priors.gp.posterior import exact_posterior
 
         if not draws_hyperparameters(self.config):
             return Reference(log_density=exact_posterior(batch).log_density, name="exact GP posterior")
+        if not marginal_is_affordable(self.config, batch):
+            return None
         marginal = marginal_posterior(batch, self.config)
         return Reference(log_density=marginal.log_density, mc_error=marginal.mc_error,
                          name="hyperparameter-marginal GP posterior")
