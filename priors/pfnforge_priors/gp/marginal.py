@@ -19,7 +19,10 @@ point's predictive cost O(T) more per grid point.
 Error: the whole point set is drawn ``num_replicates`` times (new scrambling, new shift). The estimate
 pools every point; its Monte Carlo error is the standard deviation of the replicates' estimates over the
 square root of their number (randomised quasi-Monte Carlo), reported per dataset for the mean log density
-of its test rows.
+of its test rows. Where it exceeds ``target_error``, the next pass integrates over a box narrowed to where
+the posterior's weight lay (a sharp posterior, e.g. at low noise and many points), or with twice the points.
+Periodic kernels make the posterior over the period multimodal, beyond this scheme in seconds: there
+``marginal_is_affordable`` is false and callers fall back to the oracle.
 
 Legend: N shape points, P scale-grid points (outputscale × noise), T training rows, Q test rows, K replicates.
 """
