@@ -39,7 +39,18 @@ def loss_of(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -model.test_log_likelihood(x, y, 10, torch.zeros(x.shape[0], dtype=torch.int32)).mean()
 
 
-def run(rank: int, world: int, stage: int, out: str) -> None:
+class Holder(torch.nn.Module):
+    """The PFN under the attribute ``model``, as ``PFNModule`` holds it: state-dict keys ``model.*``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def test_log_likelihood(self, *args):
+        return self.model.test_log_likelihood(*args)
+
+
+def run(rank: int, world: int, stage: int, out: str, save: str | None = None) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ.get("PFNFORGE_TEST_PORT", "29531"),
                       RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -47,7 +58,8 @@ def run(rank: int, world: int, stage: int, out: str) -> None:
 
     model, optimizer = setup_model()
     config = {"train_micro_batch_size_per_gpu": 4, "gradient_clipping": 1.0, "zero_optimization": {"stage": stage}}
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=config, dist_init_required=False)
+    engine, *_ = deepspeed.initialize(model=Holder(model), optimizer=optimizer, config=config,
+                                      dist_init_required=False)
     losses = []
     for step in range(STEPS):
         x, y = batch(rank, step)
@@ -60,6 +72,13 @@ def run(rank: int, world: int, stage: int, out: str) -> None:
     if rank == 0:
         with open(out, "w") as handle:
             json.dump(losses, handle)
+    if save:  # the directory Lightning's DeepSpeed strategy writes: shards under tag "checkpoint", client state
+        from pfnforge.inference.artifact import build_random_pfn
+
+        metadata = build_random_pfn(model.config, classification=False).metadata
+        engine.save_checkpoint(save, client_state={"global_step": STEPS, "pfnforge": metadata}, tag="checkpoint")
+        if rank == 0 and stage < 3:  # ZeRO 1/2 keep whole parameters on every rank
+            torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}.weights.pt")
     engine.destroy()  # ZeRO-3 leaves hooks and threads that abort the interpreter's exit otherwise
     dist.barrier()
     dist.destroy_process_group()
@@ -68,4 +87,4 @@ def run(rank: int, world: int, stage: int, out: str) -> None:
 if __name__ == "__main__":
     import torch.multiprocessing as mp
 
-    mp.spawn(run, args=(2, int(sys.argv[1]), sys.argv[2]), nprocs=2)
+    mp.spawn(run, args=(2, int(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None), nprocs=2)

@@ -13,6 +13,9 @@ import torch
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is the optional extra pfnforge[deepspeed]")
 
+from pfnforge.inference.artifact import load_checkpoint
+from pfnforge.inference.loading import load_model
+from pfnforge.train.run import _resume_checkpoint
 from tests.deepspeed_worker import STEPS, batch, loss_of, setup_model
 
 
@@ -37,10 +40,21 @@ def test_zero_stage_matches_single_process_training(stage, tmp_path, cli_env):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "losses.json"
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"  # a directory, as Lightning's DeepSpeed strategy names it
     env = dict(cli_env, OMP_NUM_THREADS="1", PFNFORGE_TEST_PORT=str(port))
-    result = subprocess.run([sys.executable, "-m", "tests.deepspeed_worker", str(stage), str(out)],
+    result = subprocess.run([sys.executable, "-m", "tests.deepspeed_worker", str(stage), str(out), str(checkpoint)],
                             env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(
                                 os.path.dirname(os.path.abspath(__file__))))
     assert result.returncode == 0, result.stderr[-3000:]
     losses = json.loads(out.read_text())
     assert losses == pytest.approx(_reference_losses(), rel=1e-4, abs=1e-5)
+    # the resume lookup finds the directory checkpoint and its step; export consolidates its ZeRO shards (the
+    # same code Lightning's DeepSpeed strategy on a GPU feeds: its save writes this layout through the engine)
+    found, metadata = _resume_checkpoint(checkpoint.parent)
+    assert found == checkpoint and metadata["architecture"] == "rowwise"
+    trained = load_checkpoint(checkpoint)
+    assert load_model(checkpoint.parent.parent / "checkpoints" / "last.ckpt").metadata == trained.metadata
+    if stage < 3:
+        expected = torch.load(f"{out}.weights.pt", weights_only=True)
+        assert trained.model.state_dict().keys() == expected.keys()
+        assert all(torch.equal(trained.model.state_dict()[k], v) for k, v in expected.items())

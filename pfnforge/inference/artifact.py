@@ -81,9 +81,46 @@ def load_checkpoint(path: str | Path) -> TrainedPFN:
     return checkpoint_model(read_checkpoint(path), path)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint written by ``pfnforge train``, as the dictionary torch saved (on CPU)."""
+DEEPSPEED_TAG = "checkpoint"
+"""The tag Lightning's DeepSpeed strategy saves under: ``<name>.ckpt/checkpoint/*model_states.pt`` and shards."""
+
+
+def is_deepspeed_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a checkpoint directory Lightning's DeepSpeed strategy wrote."""
     path = Path(path)
+    return path.is_dir() and any((path / DEEPSPEED_TAG).glob("*model_states.pt"))
+
+
+def deepspeed_client_state(path: str | Path) -> dict[str, Any]:
+    """What Lightning keeps beside a DeepSpeed checkpoint's sharded tensors (global step, loops, callbacks,
+    ``pfnforge`` metadata), from rank 0's model-states file, without consolidating the tensors. DeepSpeed
+    pickles its own objects there, so this reads it as Lightning does (not ``weights_only``): only for
+    checkpoints of one's own runs."""
+    states = sorted((Path(path) / DEEPSPEED_TAG).glob("*model_states.pt"))[0]
+    return torch.load(states, map_location="cpu", weights_only=False)
+
+
+def _read_deepspeed_checkpoint(path: Path) -> dict[str, Any]:
+    """A DeepSpeed checkpoint directory as one Lightning checkpoint: ZeRO shards consolidated to fp32."""
+    import tempfile
+
+    from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
+
+    with tempfile.TemporaryDirectory(prefix="pfnforge-zero-", dir=path.parent) as staging:
+        return convert_zero_checkpoint_to_fp32_state_dict(path, Path(staging) / "consolidated.ckpt",
+                                                          tag=DEEPSPEED_TAG)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint written by ``pfnforge train``, as the dictionary torch saved (on CPU); a DeepSpeed
+    checkpoint directory is consolidated first."""
+    path = Path(path)
+    if is_deepspeed_checkpoint(path):
+        checkpoint = _read_deepspeed_checkpoint(path)
+        if "pfnforge" not in checkpoint:
+            raise ConfigError(f"DeepSpeed checkpoint {path} has no 'pfnforge' metadata: it was not written by "
+                              "pfnforge train")
+        return checkpoint
     if not path.is_file():
         raise ConfigError(f"checkpoint {path} does not exist: pass the path of a .ckpt file "
                           "(pfnforge train writes them to outputs/<run_name>/checkpoints/)")

@@ -7,7 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pfnforge.errors import ConfigError
-from pfnforge.inference.artifact import TrainedPFN, default_model_dir, load_checkpoint, load_model_dir
+from pfnforge.inference.artifact import (
+    TrainedPFN,
+    default_model_dir,
+    is_deepspeed_checkpoint,
+    load_checkpoint,
+    load_model_dir,
+)
 from pfnforge.inference.mlflow_models import download_model
 
 
@@ -24,7 +30,9 @@ def load_model(source: str | Path | None = None, *, task: str | None = None) -> 
         trained = load_model_dir(download_model(source))
     else:
         path = Path(source)
-        if path.is_dir():
+        if is_deepspeed_checkpoint(path):  # a directory of ZeRO shards
+            trained = load_checkpoint(path)
+        elif path.is_dir():
             trained = load_model_dir(path)
         elif path.is_file():
             trained = load_checkpoint(path)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pfnforge.errors import ModelNotFoundError
-from pfnforge.inference.artifact import METADATA_FILE, TrainedPFN, load_checkpoint
+from pfnforge.inference.artifact import METADATA_FILE, TrainedPFN, is_deepspeed_checkpoint, load_checkpoint
 from pfnforge.inference.loading import load_model
 from pfnforge.inference.mlflow_models import is_not_found, tracking_client
 
@@ -71,9 +71,9 @@ def resolve_source(source: str | Path, *, tracking_uri: str | None = None, stagi
     client, where = tracking_client(tracking_uri)
     text = str(source)
     path = Path(source)
-    if path.is_dir() and not (path / METADATA_FILE).is_file():
+    if path.is_dir() and not (path / METADATA_FILE).is_file() and not is_deepspeed_checkpoint(path):
         for candidate in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):
-            if candidate.is_file():
+            if candidate.exists():  # a file, or a DeepSpeed checkpoint directory
                 path = candidate
                 break
         else:
@@ -81,7 +81,8 @@ def resolve_source(source: str | Path, *, tracking_uri: str | None = None, stagi
                                      "directory (checkpoints/last.ckpt)")
     if path.exists():
         trained = load_model(path)
-        run_id, metrics = _training_run(client, trained) if path.is_file() else (None, {})
+        checkpoint = path.is_file() or is_deepspeed_checkpoint(path)
+        run_id, metrics = _training_run(client, trained) if checkpoint else (None, {})
         return Origin(trained=trained, description=str(path), run_id=run_id, metrics=metrics)
     if (match := _RUN_ID.match(text)) is not None:
         return _run_origin(client, match[1], where, staging)

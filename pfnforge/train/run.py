@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from pfnforge import registry
 from pfnforge.config import to_model_config, to_prior_config
 from pfnforge.errors import ConfigError
+from pfnforge.inference.artifact import deepspeed_client_state, is_deepspeed_checkpoint
 from pfnforge.inference.register import RegistryConfig, register_after_training, restored_tracking_uri
 from pfnforge.model.api import ArchitectureConfig, target_scale
 from pfnforge.model.bar import fit_borders
@@ -80,7 +81,10 @@ def _resume_checkpoint(directory: Path) -> tuple[Path, dict] | None:
     best: tuple[int, bool, Path, dict] | None = None
     for path in directory.glob("*.ckpt"):
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            if is_deepspeed_checkpoint(path):  # a directory of ZeRO shards (trainer=deepspeed_zero*)
+                saved = deepspeed_client_state(path)
+            else:
+                saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             step = int(saved.get("global_step", -1))
         except Exception as error:
             warnings.warn(f"checkpoint {path} is unreadable ({type(error).__name__}); trying an older one",
