@@ -1,6 +1,6 @@
 """Scores of ``pfnforge evaluate``: ROC AUC (one-vs-rest for multiclass), accuracy, log loss and expected
-calibration error for classification; RMSE and R² for regression; ranks of methods across datasets and the
-Nemenyi critical difference between mean ranks.
+calibration error for classification; RMSE, normalised RMSE and R² for regression; ranks of methods across
+datasets and the Nemenyi critical difference between mean ranks.
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "log_loss": False, "ece": False, "rmse": False, "r2": True}
+HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "log_loss": False, "ece": False, "rmse": False, "nrmse": False,
+                    "r2": True}
 MAIN_METRIC = {"classification": "roc_auc", "regression": "r2"}
 """The metric per-dataset plots and ranks use."""
 _NEMENYI_Q05 = {2: 1.960, 3: 2.344, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031, 9: 3.102, 10: 3.164}
@@ -46,11 +47,16 @@ def classification_scores(y_true: np.ndarray, proba_NK: np.ndarray) -> dict[str,
             "ece": expected_calibration_error(y_true, proba_NK)}
 
 
-def regression_scores(y_true: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+def regression_scores(y_true: np.ndarray, prediction: np.ndarray, y_train: np.ndarray | None = None
+                      ) -> dict[str, float]:
+    """RMSE, R² and nRMSE: the RMSE divided by the standard deviation of the training targets (``y_train``; the
+    test targets' without it), so that predicting the training mean scores about 1 on any scale."""
     y_true, prediction = np.asarray(y_true, dtype=float), np.asarray(prediction, dtype=float)
     residual = y_true - prediction
     total = ((y_true - y_true.mean()) ** 2).sum()
-    return {"rmse": float(np.sqrt(np.mean(residual**2))),
+    rmse = float(np.sqrt(np.mean(residual**2)))
+    scale = float(np.std(y_true if y_train is None else np.asarray(y_train, dtype=float)))
+    return {"rmse": rmse, "nrmse": rmse / scale if scale > 0 else float("nan"),
             "r2": float(1 - (residual**2).sum() / total) if total > 0 else float("nan")}
 
 

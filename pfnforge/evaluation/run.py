@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from pfnforge.errors import ConfigError
 from pfnforge.evaluation.datasets import load_datasets
 from pfnforge.evaluation.plots import plot_posterior_gap
 from pfnforge.evaluation.posterior import PosteriorConfig, evaluate_against_prior
@@ -54,6 +55,34 @@ def evaluate_on_data(model: Any, data: str | Path, out: str | Path, config: Eval
                      progress: Callable[[str], None] | None = None) -> Outcome:
     """``model``: a ``TrainedPFN`` (used for the tasks it supports) or ``None`` (the bundled default per task)."""
     datasets = load_datasets(data, target=target, task=task)
+    return _evaluate(model, datasets, out, config, {"data": str(data)}, [], tracking, progress)
+
+
+def evaluate_on_suite(model: Any, suite: str | Path, out: str | Path, config: EvaluateConfig, *,
+                      only: list[str] | None = None, task: str = "auto", tracking: Tracking | None = None,
+                      progress: Callable[[str], None] | None = None) -> Outcome:
+    """The datasets of a named suite (see ``pfnforge.evaluation.suites``), or of ``task`` only; the suite's
+    table of sources and licences is written beside the scores."""
+    from pfnforge.evaluation.suites import describe, load_suite, suite_datasets
+
+    loaded = load_suite(suite)
+    if task != "auto":
+        names = [e.name for e in loaded.entries if e.task == task and (not only or e.name in only)]
+        if not names:
+            raise ConfigError(f"suite {loaded.name} has no {task} datasets" + (f" among {only}" if only else ""))
+        only = names
+    datasets = suite_datasets(loaded, only=only)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = describe(loaded)
+    sources = sources[sources.dataset.isin([d.name for d in datasets])]
+    (out / "datasets.md").write_text(f"Suite {loaded.name}: {loaded.description}\n\n" + markdown_table(sources))
+    params = {"suite": loaded.name, **{f"package/{k}": v for k, v in loaded.packages.items()}}
+    return _evaluate(model, datasets, out, config, params, [out / "datasets.md"], tracking, progress)
+
+
+def _evaluate(model: Any, datasets: list, out: str | Path, config: EvaluateConfig, params: dict[str, Any],
+              extra_files: list[Path], tracking: Tracking | None, progress: Callable[[str], None] | None) -> Outcome:
     tasks = {d.task for d in datasets}
     if model is None:  # the bundled default of each task
         from pfnforge.inference.loading import load_model
@@ -63,8 +92,8 @@ def evaluate_on_data(model: Any, data: str | Path, out: str | Path, config: Eval
         models = {t: model for t in tasks if model.supports(t)}
     results = evaluate_datasets(datasets, models, config, progress)
     summary = summarize(results)
-    files = write_tables(results, summary, Path(out))
-    params = {**dataclasses.asdict(config), "data": str(data), "datasets": ",".join(d.name for d in datasets)}
+    files = write_tables(results, summary, Path(out)) + extra_files
+    params = {**dataclasses.asdict(config), **params, "datasets": ",".join(d.name for d in datasets)}
     run_id = _log(tracking or Tracking(), params, summary_metrics(summary), files)
     return Outcome(table=summary, markdown=(Path(out) / "summary.md").read_text(), files=files, run_id=run_id)
 

@@ -101,7 +101,7 @@ def _fit_and_score(estimator: Any, dataset: Dataset, codes: np.ndarray, num_clas
     else:
         prediction = estimator.predict(x_test)
         predicted = time.perf_counter()
-        scores = regression_scores(target[test], prediction)
+        scores = regression_scores(target[test], prediction, target[train])
     # the training rows the method saw: for a PFN, those of each member's context (a subset beyond its limit)
     ensemble = getattr(estimator, "ensemble_", None)
     seen = ensemble.x_train_MTF.shape[1] if ensemble is not None else len(train)
@@ -153,7 +153,7 @@ def evaluate_datasets(datasets: list[Dataset], models: dict[str, Any], config: E
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation over repeats per dataset and method."""
     metrics = [c for c in results.columns if c in (
-        "roc_auc", "accuracy", "log_loss", "ece", "rmse", "r2", "fit_s", "predict_s")]
+        "roc_auc", "accuracy", "log_loss", "ece", "rmse", "nrmse", "r2", "fit_s", "predict_s")]
     grouped = results.groupby(["dataset", "task", "method"], sort=True)
     summary = grouped[metrics].agg(["mean", "std"])
     summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
