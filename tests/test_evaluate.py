@@ -157,17 +157,69 @@ def test_gp_model_nll_is_compared_with_the_exact_posterior(tiny_gp_run, tmp_path
     assert np.isfinite(table.to_numpy()).all()
     assert table.exact_nll.iloc[-1] < table.exact_nll.iloc[0] - 0.3  # more context, sharper exact posterior
     np.testing.assert_allclose(table.gap, table.model_nll - table.exact_nll, atol=1e-9)
-    with pytest.raises(ConfigError, match="does not know its exact posterior"):
-        evaluate_against_prior(trained, registry.build_prior(compose_prior_config("bnn")),
-                               PosteriorConfig(context_sizes=[4], num_datasets=4))
+    # the baselines fitted to each dataset: no better than the exact posterior, which is Bayes-optimal here
+    assert (table.gp_nll > table.exact_nll - 2 * table.gp_nll_stderr).all()
+    assert (table.knn_nll > table.exact_nll).all() and (table.knn_crps > table.gp_crps).iloc[-1]
+    for method in ("model", "knn", "gp"):
+        assert table[f"{method}_coverage_50"].between(0, 1).all()
+        assert (table[f"{method}_coverage_90"] >= table[f"{method}_coverage_50"]).all()
+    # a prior that knows no posterior: the PFN against the baselines only (no refusal)
+    bnn = evaluate_against_prior(trained, registry.build_prior(compose_prior_config("bnn")),
+                                 PosteriorConfig(context_sizes=[4, 16], num_datasets=8, num_features=1))
+    assert bnn.attrs["reference"] is None and "exact_nll" not in bnn
+    assert {"model_nll", "model_crps", "knn_nll", "gp_crps", "gp_coverage_90"} <= set(bnn.columns)
+    with pytest.raises(ConfigError, match=r"prior baselines \['logistic'\] are unknown for regression"):
+        evaluate_against_prior(trained, prior, PosteriorConfig(context_sizes=[4], num_datasets=4,
+                                                               baselines=["logistic"]))
     checkpoint = str(tiny_gp_run["output_dir"] / "checkpoints" / "last.ckpt")
     assert main(["evaluate", checkpoint, "--prior", "trained", "--num-datasets", "16", "--context-sizes",
                  "2,8", "--no-mlflow", "--out", str(tmp_path)]) == 0  # the prior and config it was trained on
     assert len(pd.read_csv(tmp_path / "posterior_gap.csv")) == 2 and (tmp_path / "posterior_gap.png").is_file()
     assert (tmp_path / "posterior_gap.md").read_text().startswith("Reference: the exact GP posterior.")
+    assert main(["evaluate", checkpoint, "--prior", "bnn", "num_layers=1", "--num-datasets", "8",
+                 "--context-sizes", "4", "--features", "1", "--split", "random", "--baselines", "knn",
+                 "--no-mlflow", "--out", str(tmp_path / "bnn")]) == 0
+    assert "knows no exact posterior" in (tmp_path / "bnn" / "posterior_gap.md").read_text()
+    assert "gp_nll" not in pd.read_csv(tmp_path / "bnn" / "posterior_gap.csv")
     drawn = registry.build_prior(compose_prior_config("gp_1d_reference", ["noise_variance.low=0.001"]))
     table = evaluate_against_prior(trained, drawn, PosteriorConfig(context_sizes=[4], num_datasets=24,
                                                                    num_test_rows=10))
     assert table.attrs["reference"] == "hyperparameter-marginal GP posterior"  # a drawn noise: integrated over
     assert (table.gap_to_oracle > table.gap).all() and (table.exact_mc_error < 0.005).all()
     assert trained_prior(trained).config == prior.config  # gp_1d_reference, rebuilt from the checkpoint
+
+
+def test_crps_and_coverage_of_a_normal_match_their_closed_forms():
+    from scipy import stats
+
+    from pfnforge.evaluation.prior_scores import _gaussian
+
+    rng = np.random.default_rng(0)
+    y, mean, std = rng.normal(0, 1, 20_000), rng.normal(0, 0.5, 20_000), rng.uniform(0.5, 2, 20_000)
+    scores = _gaussian(mean, std, y)
+    z = (y - mean) / std
+    exact = std * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / np.sqrt(np.pi))
+    np.testing.assert_allclose(scores["crps"], exact, rtol=2e-3, atol=1e-4)  # midpoint rule over 100 levels
+    np.testing.assert_allclose(scores["nll"], -stats.norm.logpdf(y, mean, std))
+    calibrated = _gaussian(np.zeros(20_000), np.ones(20_000), rng.normal(0, 1, 20_000))
+    assert abs(calibrated["coverage_50"].mean() - 0.5) < 0.015 and abs(calibrated["coverage_90"].mean() - 0.9) < 0.01
+    overconfident = _gaussian(np.zeros(20_000), np.full(20_000, 0.5), rng.normal(0, 1, 20_000))
+    assert overconfident["coverage_90"].mean() < 0.7
+
+
+def test_a_random_split_permutes_each_datasets_rows_and_keeps_its_hyperparameters():
+    from pfnforge.evaluation.posterior import _shuffled
+    from pfnforge.prior import BatchShape
+
+    prior = registry.build_prior(compose_prior_config("gp"))
+    batch = prior.sample(np.random.default_rng(0), BatchShape(num_datasets=6, num_rows=30, num_features=2,
+                                                              num_train_rows=10))
+    shuffled = _shuffled(batch, np.random.default_rng(1))
+    assert not np.array_equal(shuffled.y, batch.y)
+    for b in range(6):  # the same (x, y) rows, in another order
+        rows = sorted(map(tuple, np.column_stack([batch.x[b], batch.y[b]]).tolist()))
+        assert rows == sorted(map(tuple, np.column_stack([shuffled.x[b], shuffled.y[b]]).tolist()))
+    for name, values in batch.hyperparameters.items():
+        np.testing.assert_array_equal(shuffled.hyperparameters[name], values)
+    with pytest.raises(ConfigError, match="split='middle' is unknown"):
+        PosteriorConfig(split="middle")

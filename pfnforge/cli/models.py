@@ -74,11 +74,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--ignore-pretraining-limits", action="store_true",
                           help="let the PFN take more training rows than it was pretrained on")
     evaluate.add_argument("--baselines", help="comma-separated (default: all installed: linear, random_forest, "
-                                              "gradient_boosting, hist_gradient_boosting, xgboost, ...)")
+                                              "gradient_boosting, hist_gradient_boosting, xgboost, ...; with "
+                                              "--prior: knn, gp for regression, knn, logistic for "
+                                              "classification; 'none' for none)")
     evaluate.add_argument("--context-sizes", type=_ints, help="with --prior: e.g. 1,2,4,8,16,32")
     evaluate.add_argument("--num-datasets", type=int, default=256, help="with --prior: datasets per context size")
     evaluate.add_argument("--test-rows", type=int, default=20, help="with --prior: test points per dataset")
     evaluate.add_argument("--features", type=int, help="with --prior: features per dataset")
+    evaluate.add_argument("--split", default="prefix", choices=["prefix", "random"],
+                          help="with --prior: the context is each dataset's first rows (prefix: for ordered data "
+                               "such as learning curves) or rows drawn at random")
     evaluate.add_argument("--out", type=Path, help="output directory (default: evaluation/<time>)")
     evaluate.add_argument("--tracking-uri", default=None, help="MLflow URI for the evaluation run (default: "
                                                                "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
@@ -170,8 +175,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         else:
             prior = registry.build_prior(compose_prior_config(args.prior, args.overrides))
             trained = load_model(args.model, task=None if args.model else prior.task.value)
+        prior_baselines = None if args.baselines is None else \
+            [] if args.baselines == "none" else args.baselines.split(",")
         config = PosteriorConfig(num_datasets=args.num_datasets, num_test_rows=args.test_rows,
-                                 num_features=args.features, seed=args.seed,
+                                 num_features=args.features, seed=args.seed, split=args.split,
+                                 baselines=prior_baselines,
                                  **({"context_sizes": args.context_sizes} if args.context_sizes else {}))
         outcome = evaluate_on_prior(trained, prior, out, config, tracking=tracking)
     print(outcome.markdown)

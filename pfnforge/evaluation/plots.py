@@ -88,28 +88,41 @@ def plot_mean_ranks(summary: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_posterior_gap(table: pd.DataFrame, path: Path, title: str) -> Path:
-    """NLL per test point of the model, of the reference predictive (and of the oracle, where scored), and
-    the gaps, by context size."""
+    """Left: NLL per test point of the model, of the reference predictive and the oracle (where the prior has
+    them) and of the baselines, by context size. Right: the gaps to the reference where there is one, else
+    CRPS (regression) or accuracy (classification) of the model and the baselines."""
     plt = _pyplot()
-    reference = table.attrs.get("reference") or "exact posterior"
+    reference = table.attrs.get("reference")
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     x = table.num_context
-    left.errorbar(x, table.model_nll, yerr=table.model_nll_stderr, marker="o", label="PFN")
-    left.errorbar(x, table.exact_nll, yerr=table.exact_nll_stderr, marker="s", label=reference)
-    right.errorbar(x, table.gap, yerr=table.gap_stderr, marker="o", color="tab:red", label=f"PFN − {reference}")
-    if "oracle_nll" in table:
-        left.errorbar(x, table.oracle_nll, yerr=table.oracle_nll_stderr, marker="^", ls=":",
-                      label="oracle (true hyperparameters)")
-        right.errorbar(x, table.gap_to_oracle, yerr=table.gap_to_oracle_stderr, marker="^", ls=":",
-                       color="tab:grey", label="PFN − oracle")
-        right.legend(fontsize=8)
+    methods = ["model", *sorted({c.removesuffix("_nll") for c in table.columns
+                                 if c.endswith("_nll") and c not in ("model_nll", "exact_nll", "oracle_nll")})]
+    labels = {"model": "PFN"}
+    for method in methods:
+        left.errorbar(x, table[f"{method}_nll"], yerr=table[f"{method}_nll_stderr"], marker="o",
+                      ls="-" if method == "model" else "--", label=labels.get(method, method))
+    if reference is not None:
+        left.errorbar(x, table.exact_nll, yerr=table.exact_nll_stderr, marker="s", label=reference[:40])
+        right.errorbar(x, table.gap, yerr=table.gap_stderr, marker="o", color="tab:red", label="PFN − reference")
+        if "oracle_nll" in table:
+            left.errorbar(x, table.oracle_nll, yerr=table.oracle_nll_stderr, marker="^", ls=":",
+                          label="oracle (true hyperparameters)")
+            right.errorbar(x, table.gap_to_oracle, yerr=table.gap_to_oracle_stderr, marker="^", ls=":",
+                           color="tab:grey", label="PFN − oracle")
+        right.axhline(0, color="grey", lw=0.8)
+        right.set_ylabel("NLL gap (nats)")
+    else:
+        metric = "crps" if "model_crps" in table else "accuracy"
+        for method in methods:
+            if f"{method}_{metric}" in table:
+                right.errorbar(x, table[f"{method}_{metric}"], yerr=table[f"{method}_{metric}_stderr"], marker="o",
+                               ls="-" if method == "model" else "--", label=labels.get(method, method))
+        right.set_ylabel(f"{metric} per test point")
     left.set_ylabel("NLL per test point (nats)")
-    left.legend(fontsize=8)
-    right.axhline(0, color="grey", lw=0.8)
-    right.set_ylabel("NLL gap (nats)")
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_xlabel("context points")
+        ax.legend(fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

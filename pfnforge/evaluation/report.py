@@ -30,6 +30,20 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_stderr(table: pd.DataFrame) -> pd.DataFrame:
+    """Each ``X`` column with an ``X_stderr`` beside it as one ``mean ± stderr`` text column."""
+    result = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        if column.endswith("_stderr"):
+            continue
+        if f"{column}_stderr" in table:
+            result[column] = [f"{m:.4g} ± {s:.2g}" for m, s in zip(table[column], table[f"{column}_stderr"],
+                                                                    strict=True)]
+        else:
+            result[column] = table[column]
+    return result
+
+
 def score_table(summary: pd.DataFrame, task: str) -> pd.DataFrame:
     """Per dataset and method: the task's metrics (mean ± std over repeats), times, and any error."""
     part = summary[summary.task == task]

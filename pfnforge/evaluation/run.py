@@ -15,7 +15,7 @@ from pfnforge.errors import ConfigError
 from pfnforge.evaluation.datasets import load_datasets
 from pfnforge.evaluation.plots import plot_posterior_gap
 from pfnforge.evaluation.posterior import PosteriorConfig, evaluate_against_prior
-from pfnforge.evaluation.report import log_to_mlflow, markdown_table, summary_metrics, write_tables
+from pfnforge.evaluation.report import log_to_mlflow, markdown_table, summary_metrics, with_stderr, write_tables
 from pfnforge.evaluation.tabular import EvaluateConfig, evaluate_datasets, summarize
 
 
@@ -104,15 +104,17 @@ def evaluate_on_prior(trained, prior, out: str | Path, config: PosteriorConfig, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "posterior_gap.csv", index=False)
-    markdown = markdown_table(table)
     reference = table.attrs["reference"]
-    markdown = f"Reference: the {reference}.\n\n{markdown}"
+    head = f"Reference: the {reference}." if reference else (
+        f"Prior {prior.name} knows no exact posterior: the PFN against the baselines only.")
+    markdown = f"{head}\n\n{markdown_table(with_stderr(table))}"
     (out / "posterior_gap.md").write_text(markdown)
+    against = reference or "baselines"
     plot = plot_posterior_gap(table, out / "posterior_gap.png",
-                              f"{prior.name} prior: PFN vs {reference} ({config.num_datasets} datasets per size)")
+                              f"{prior.name} prior: PFN vs {against[:40]} ({config.num_datasets} datasets per size)")
     files = [out / "posterior_gap.csv", out / "posterior_gap.md", plot]
     metrics = {}
-    names = [n for n in ("model_nll", "exact_nll", "gap", "oracle_nll", "gap_to_oracle") if n in table]
+    names = [n for n in table.columns if n != "num_context" and not n.endswith("_stderr")]
     for row in table.itertuples(index=False):
         metrics.update({f"posterior/{name}/context_{row.num_context}": float(getattr(row, name)) for name in names})
     params = {**dataclasses.asdict(config), "prior": prior.name, "prior_config": repr(prior.config),
