@@ -149,7 +149,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                 subsample_features=args.subsample_features,
                                 feature_reduction=args.feature_reduction,
                                 ignore_pretraining_limits=args.ignore_pretraining_limits,
-                                baselines=args.baselines.split(",") if args.baselines else baselines.available())
+                                baselines=[] if args.baselines == "none" else
+                                args.baselines.split(",") if args.baselines else baselines.available())
         model = load_model(args.model) if args.model else None
         progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         if args.suite is not None:
