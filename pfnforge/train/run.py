@@ -1,5 +1,6 @@
 """``pfnforge train``: from the composed Hydra config, build prior, data, model, logger, callbacks and trainer
-in that order (builders in ``pfnforge.train.build``), fit, and resume from the run's newest intact checkpoint."""
+in that order (builders in ``pfnforge.train.build``), fit, and resume from the run's newest intact checkpoint
+(or, in a new run directory with ``+init_from=SOURCE``, start from a trained model's weights)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from pfnforge.train.build import (
     typed,
 )
 from pfnforge.train.data import DataConfig, PriorDataModule
+from pfnforge.train.init_from import initialise_from
 from pfnforge.train.module import OptimConfig, PFNModule
 from pfnforge.train.slurm import slurm_callbacks
 
@@ -140,13 +142,18 @@ def _train(cfg: DictConfig, callbacks: list[L.Callback] | None) -> Path:
     borders = _bucket_borders(prior, data, model) if regression else None
     module = PFNModule(model, optim, trainer_config.max_steps, borders, classification=classification,
                        metadata=_checkpoint_metadata(prior, data, model, flat))
-    if trainer_config.compile:  # in place: parameter names, and so checkpoints, stay those of the plain model
-        module.model.compile(dynamic=True, backend=trainer_config.compile_backend)
     found = _resume_checkpoint(output_dir / "checkpoints")
     resume_from = found[0] if found is not None else None
+    init_tags: dict[str, str] = {}
     if found is not None:
         _check_same_model(*found, module, cfg.run_name)
+    elif cfg.get("init_from"):  # continued pretraining: weights only (a resume above keeps its own)
+        init_tags = initialise_from(module, str(cfg.init_from), logger_config.tracking_uri)
+    if trainer_config.compile:  # in place: parameter names, and so checkpoints, stay those of the plain model
+        module.model.compile(dynamic=True, backend=trainer_config.compile_backend)
     logger = build_logger(logger_config, cfg.run_name, flat, output_dir)  # a resume continues the run
+    if init_tags:
+        logger.set_tags(init_tags)
     trainer = build_trainer(
         trainer_config, build_strategy(trainer_config, prior.task), logger,
         [*build_callbacks(callbacks_config, trainer_config, output_dir / "checkpoints"), *(callbacks or []),
