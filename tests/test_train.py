@@ -15,6 +15,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from omegaconf import open_dict
 
 from pfnforge.cli.train import compose_train_config
 from pfnforge.errors import ConfigError
@@ -231,8 +232,26 @@ def test_every_experiment_composes_and_runs_a_step_on_cpu(experiment, tmp_path):
         "data.num_workers=0", "trainer.enable_progress_bar=false", f"+experiment={experiment}", "trainer=cpu",
         *model, "trainer.max_steps=2", "trainer.val_check_interval=2", "data.stream.num_datasets=2",
         "data.stream.num_rows.low=20", "data.stream.num_rows.high=20", "data.num_val_batches=1"])
+    if "init_from" in cfg:  # the recipe's own weights fit only its own model size: checked below, apart
+        with open_dict(cfg):
+            del cfg["init_from"]
     out = run_training(cfg)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_continued_pretraining_recipes_fit_their_source_models():
+    """Every recipe with init_from builds a model its source's weights load into (no training step)."""
+    from pfnforge.config import to_model_config
+    from pfnforge.train.init_from import initialise_from
+    from pfnforge.train.module import OptimConfig, PFNModule
+
+    recipes = [e for e in EXPERIMENTS if "init_from" in compose_train_config([f"+experiment={e}"])]
+    assert recipes
+    for experiment in recipes:
+        cfg = compose_train_config([f"+experiment={experiment}"])
+        module = PFNModule(to_model_config(cfg.model), OptimConfig(), 10, None, classification=True, metadata={})
+        tags = initialise_from(module, cfg.init_from, None)
+        assert tags["pfnforge.init_from"] == cfg.init_from, experiment
 
 
 def test_ranks_read_different_data_of_identical_shapes():
