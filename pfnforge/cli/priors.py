@@ -1,4 +1,5 @@
-"""``pfnforge priors``: list, show, sample, preview, summarise and benchmark the installed priors."""
+"""``pfnforge priors``: list, show, sample, preview, summarise and benchmark the installed priors; ``new`` and
+``check`` (write a prior plugin, run the prior contract) live in ``pfnforge.cli.priors_plugin``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from omegaconf import OmegaConf
 
 from pfnforge import registry
 from pfnforge.arrow import to_arrow, write_ipc
-from pfnforge.cli import at_least
+from pfnforge.cli import at_least, priors_plugin
 from pfnforge.config import compose_prior_config
 from pfnforge.errors import ConfigError, PluginError
 from pfnforge.prior import BatchShape
@@ -25,7 +26,7 @@ from pfnforge.stream.spec import MAX_BATCH_BYTES
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    priors = commands.add_parser("priors", help="list, show, sample, preview and benchmark priors")
+    priors = commands.add_parser("priors", help="list, show, sample, preview, benchmark, write and check priors")
     sub = priors.add_subparsers(dest="priors_command", required=True, metavar="ACTION")
     sub.add_parser("list", help="installed priors with their task and distribution").set_defaults(run=run_list)
     show = sub.add_parser("show", help="a prior's config with defaults and documentation")
@@ -59,6 +60,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--repeats", type=at_least(1), default=5, help="timed batches per worker")
     bench.add_argument("--warmup", type=at_least(0), default=1, help="untimed batches per worker first")
     bench.set_defaults(run=run_bench)
+    priors_plugin.add_parsers(sub)
 
 
 def run_list(args: argparse.Namespace) -> int:
