@@ -74,7 +74,7 @@ def test_a_corrupt_or_missing_file_is_named_and_nothing_is_parsed(tmp_path, tabu
 
 
 def test_bad_suites_name_the_problem_and_the_fix(tmp_path, tabular):
-    with pytest.raises(ConfigError, match="suite .nope. is unknown: the bundled suites are corpus, tabular"):
+    with pytest.raises(ConfigError, match=r"suite 'nope' is unknown: the bundled suites are corpus, tabular"):
         load_suite("nope")
     with pytest.raises(ConfigError, match="has no datasets \\['irs'\\]: it has credit_data"):
         suite_datasets(tabular, only=["irs"])
