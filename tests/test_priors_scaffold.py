@@ -135,3 +135,12 @@ def test_the_templates_ship_in_the_pfnforge_wheel(tmp_path):
     shipped = set(zipfile.ZipFile(wheel).namelist())
     templates = {p.relative_to(REPO).as_posix() for p in (REPO / "pfnforge" / "scaffold" / "prior").rglob("*.tmpl")}
     assert len(templates) == 5 and templates <= shipped
+
+
+def test_the_api_reference_page_is_what_the_docstrings_say():
+    """docs/priors/api.md is written by `pfnforge priors api`; a changed docstring or signature needs a rewrite."""
+    from pfnforge.apidoc import render
+
+    page = Path(__file__).parent.parent / "docs" / "priors" / "api.md"
+    assert page.read_text() == render(), "run: pfnforge priors api --out docs/priors/api.md"
+    assert "### `PriorBatch`" in page.read_text() and "cholesky_inplace(a_RR: np.ndarray, n: int)" in page.read_text()

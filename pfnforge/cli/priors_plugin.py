@@ -1,5 +1,5 @@
-"""``pfnforge priors new`` and ``pfnforge priors check``: write a prior plugin package, and run the prior contract
-on an installed prior."""
+"""``pfnforge priors new``, ``check`` and ``api``: write a prior plugin package, run the prior contract on an
+installed prior, and write the API reference for prior authors."""
 
 from __future__ import annotations
 
@@ -19,6 +19,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="run the prior contract on an installed prior (exit 1 if a check fails)")
     check.add_argument("name", help="an installed prior (see `pfnforge priors list`)")
     check.set_defaults(run=run_check)
+    api = sub.add_parser("api", help="the API reference for prior authors as Markdown (docs/priors/api.md)")
+    api.add_argument("--out", type=Path, help="write it here (default: print it)")
+    api.set_defaults(run=run_api)
+
+
+def run_api(args: argparse.Namespace) -> int:
+    from pfnforge.apidoc import render
+
+    page = render()
+    if args.out is None:
+        print(page, end="")
+    else:
+        args.out.write_text(page)
+        print(f"wrote {args.out}")
+    return 0
 
 
 def run_new(args: argparse.Namespace) -> int:
