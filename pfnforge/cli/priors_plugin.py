@@ -19,6 +19,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="run the prior contract on an installed prior (exit 1 if a check fails)")
     check.add_argument("name", help="an installed prior (see `pfnforge priors list`)")
     check.set_defaults(run=run_check)
+    compare = sub.add_parser("compare", help="priors side by side: meta-features of their datasets, distance to "
+                                             "real tables (C2ST AUC), diversity")
+    compare.add_argument("names", nargs="+", help="priors or presets (see `pfnforge priors list`)")
+    compare.add_argument("--real", default="tabular", help="suite whose tables are the real data (default: "
+                                                          "tabular; 'none' to skip; needs pfnforge[suites])")
+    compare.add_argument("--batches", type=int, default=8, help="batches per prior")
+    compare.add_argument("--datasets", type=int, default=32, help="datasets per batch")
+    compare.add_argument("--rows", type=int, default=200)
+    compare.add_argument("--features", type=int, default=10)
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--out", type=Path, default=Path("priors-compare"), help="tables and plot go here")
+    compare.add_argument("--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    compare.add_argument("--no-mlflow", action="store_true", help="write files only")
+    compare.set_defaults(run=run_compare)
     api = sub.add_parser("api", help="the API reference for prior authors as Markdown (docs/priors/api.md)")
     api.add_argument("--out", type=Path, help="write it here (default: print it)")
     api.set_defaults(run=run_api)
@@ -70,3 +84,9 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"skipped the other {len(contract.CHECKS) - len(results)} checks: the prior does not load")
     print(f"{passed} of {len(contract.CHECKS)} checks passed")
     return 0 if passed == len(contract.CHECKS) else 1
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from pfnforge.cli.priors_compare import run
+
+    return run(args)
