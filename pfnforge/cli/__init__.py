@@ -30,7 +30,7 @@ def port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pfnforge.cli import models, predict, priors, stream, train
+    from pfnforge.cli import finetune, models, predict, priors, stream, train
 
     parser = argparse.ArgumentParser(prog="pfnforge", description="Pretrain prior-fitted networks.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_parsers(commands)
     train.add_parser(commands)
     predict.add_parser(commands)
+    finetune.add_parser(commands)
     models.add_parsers(commands)
     return parser
 

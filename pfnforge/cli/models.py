@@ -101,22 +101,28 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_register(args: argparse.Namespace) -> int:
+    return register_and_report(args.source, args.name, alias=args.alias, tracking_uri=args.tracking_uri,
+                               target=args.target, experiment=args.experiment)
+
+
+def register_and_report(source: str | Path, name: str, *, alias: str | None, tracking_uri: str | None,
+                        target: str, experiment: str = "pfnforge") -> int:
+    """Register ``source`` (``register_model``), print the version and how to load it."""
     from mlflow.exceptions import MlflowException
 
     from pfnforge.inference.mlflow_models import tracking_uri_or_default
     from pfnforge.inference.register import register_model
 
     _quiet_mlflow()
-    uri = tracking_uri_or_default(args.tracking_uri)
+    uri = tracking_uri_or_default(tracking_uri)
     try:
-        name, version = register_model(args.source, args.name, alias=args.alias, tracking_uri=uri,
-                                       target=args.target, experiment=args.experiment)
+        name, version = register_model(source, name, alias=alias, tracking_uri=uri, target=target,
+                                       experiment=experiment)
     except MlflowException as error:
         raise ConfigError(f"MLflow at {uri} refused or could not be reached: {str(error).splitlines()[0][:300]} "
                           "(check --tracking-uri)") from error
-    alias = f" (alias @{args.alias})" if args.alias else ""
-    print(f"registered {name} version {version}{alias} at {uri}")
-    print(f"load it with models:/{name}/{version}" + (f" or models:/{name}@{args.alias}" if args.alias else ""))
+    print(f"registered {name} version {version}" + (f" (alias @{alias})" if alias else "") + f" at {uri}")
+    print(f"load it with models:/{name}/{version}" + (f" or models:/{name}@{alias}" if alias else ""))
     return 0
 
 

@@ -65,7 +65,8 @@ def read_table(path: Path) -> Any:
         raise InputError(f"{path} cannot be read as {path.suffix[1:]}: {error}") from error
 
 
-def _guess_task(target: Any) -> str:
+def guess_task(target: Any) -> str:
+    """A target column's task: regression for floats with non-integer values, else classification."""
     import pandas as pd
 
     if pd.api.types.is_float_dtype(target) and not (target.dropna() % 1 == 0).all():
@@ -88,8 +89,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if task is None and args.model is not None:
         task = load_model(args.model).task
         if task == "mixed":
-            task = _guess_task(y)
-    task = task or _guess_task(y)
+            task = guess_task(y)
+    task = task or guess_task(y)
     if args.task is None:
         print(f"pfnforge predict: task {task}", file=sys.stderr)
     categorical = [c for c in args.categorical.split(",") if c]

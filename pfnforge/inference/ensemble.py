@@ -255,6 +255,12 @@ class Ensemble:
         mean, std = self.train_stats[m]
         return np.clip((x_RF - mean) / std, -1e4, 1e4).astype(np.float32)
 
+    def member_inputs(self, x_RF: np.ndarray) -> np.ndarray:
+        """(M, R, F) float32: what each member shows the model of encoded rows ``x_RF`` as query rows."""
+        by_kind = {kind: self._transformed(x_RF, kind) for kind in self.fitted}  # once per transform
+        return np.stack([self._standardise(self._member_features(by_kind[member.transform], member), m)
+                         for m, member in enumerate(self.members)])
+
     def chunk_rows(self, limit: int | None) -> int:
         """Query rows per forward pass: bounds attention memory (M × Q × T scores per head) near 2^22."""
         M, T = len(self.members), self.x_train_MTF.shape[1]
@@ -270,10 +276,7 @@ class Ensemble:
         outputs, step = [], self.chunk_rows(chunk_rows)
         for start in range(0, len(x_query_QF), step):
             chunk = x_query_QF[start:start + step]
-            by_kind = {kind: self._transformed(chunk, kind) for kind in self.fitted}  # once per transform
-            x_query_MQF = torch.from_numpy(np.stack([
-                self._standardise(self._member_features(by_kind[member.transform], member), m)
-                for m, member in enumerate(self.members)])).to(device)
+            x_query_MQF = torch.from_numpy(self.member_inputs(chunk)).to(device)
             logits_MQC = model.predict_from_context(context, x_query_MQF)
             if not classification:
                 outputs.append(torch.softmax(logits_MQC.float(), -1).mean(0).double().cpu().numpy())

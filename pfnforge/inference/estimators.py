@@ -19,11 +19,14 @@ Constructor parameters (both estimators):
   count against its feature limit.
 
 Fitted attributes: ``n_features_in_``, ``feature_names_in_`` (frames with string columns), ``classes_``.
+
+``fine_tune(X, y, **options)`` adapts the model's weights to one dataset first (see
+``pfnforge.inference.finetune``), then fits on it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,12 +34,33 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 
 from pfnforge.errors import InputError
-from pfnforge.inference.base import _finite_target, _PFNEstimator
+from pfnforge.inference.base import _finite_target, _PFNEstimator, resolve_model
 from pfnforge.inference.distribution import bar_mean, bar_quantiles
 from pfnforge.model.api import target_scale
 
+if TYPE_CHECKING:
+    from pfnforge.inference.finetune import FinetuneConfig
 
-class PFNClassifier(ClassifierMixin, _PFNEstimator):
+
+class _FineTunable(_PFNEstimator):
+    """What both estimators add to fitting: fine-tuning the model's weights on the data first."""
+
+    def fine_tune(self, X: Any, y: Any, config: FinetuneConfig | None = None, **fields: Any) -> _FineTunable:
+        """Fine-tune the model on (X, y) (``pfnforge.inference.finetune``: a held-out validation split, early
+        stopping, the best weights), make the result this estimator's ``model`` and fit on all of (X, y).
+        ``config``: a ``FinetuneConfig``; ``fields``: its fields to change (``max_steps=50``). Sets
+        ``finetune_result_`` and ``finetune_history_`` (step, training and validation loss)."""
+        from pfnforge.inference.finetune import finetune, finetune_config
+
+        trained = resolve_model(self.model, self._task, "cpu")
+        result = finetune(trained, X, y, finetune_config(config, fields), task=self._task,
+                          estimator_params=self.get_params())
+        self.set_params(model=result.trained)
+        self.finetune_result_, self.finetune_history_ = result, result.history
+        return self.fit(X, y)
+
+
+class PFNClassifier(ClassifierMixin, _FineTunable):
     """Class probabilities from one forward pass of a classification PFN, averaged over the ensemble."""
 
     _task = "classification"
@@ -69,7 +93,7 @@ class PFNClassifier(ClassifierMixin, _PFNEstimator):
         return self.classes_[np.argmax(probs_QK, axis=1)]
 
 
-class PFNRegressor(RegressorMixin, _PFNEstimator):
+class PFNRegressor(RegressorMixin, _FineTunable):
     """Predictive mean, median or quantiles of a regression PFN's bar distribution, averaged over the ensemble
     in the model's bucket grid and mapped back to the target's units."""
 
