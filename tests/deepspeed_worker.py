@@ -1,12 +1,15 @@
 """Trains the PFN for a few steps with plain DeepSpeed ZeRO on gloo across 2 processes (CPU):
-``python -m tests.deepspeed_worker STAGE OUT.json``. Lightning's DeepSpeed strategy refuses CPUs, so the
-engine is built directly, with a torch optimiser (a DeepSpeed "optimizer" section would JIT-build fused
-Adam)."""
+``python -m tests.deepspeed_worker STAGE OUT.json [SAVE_DIR] [--killed-after N | --resume]``: with
+``--killed-after N`` both ranks save SAVE_DIR after step N and are then killed (SIGKILL); with ``--resume`` they
+load SAVE_DIR (weights, ZeRO optimiser shards, step) and train the remaining steps. Lightning's DeepSpeed
+strategy refuses CPUs, so the engine is built directly, with a torch optimiser (a DeepSpeed "optimizer"
+section would JIT-build fused Adam)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 
 import torch
@@ -50,7 +53,8 @@ class Holder(torch.nn.Module):
         return self.model.test_log_likelihood(*args)
 
 
-def run(rank: int, world: int, stage: int, out: str, save: str | None = None) -> None:
+def run(rank: int, world: int, stage: int, out: str, save: str | None = None, killed_after: int | None = None,
+        resume: bool = False) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ.get("PFNFORGE_TEST_PORT", "29531"),
                       RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -60,8 +64,16 @@ def run(rank: int, world: int, stage: int, out: str, save: str | None = None) ->
     config = {"train_micro_batch_size_per_gpu": 4, "gradient_clipping": 1.0, "zero_optimization": {"stage": stage}}
     engine, *_ = deepspeed.initialize(model=Holder(model), optimizer=optimizer, config=config,
                                       dist_init_required=False)
+    first = 0
+    if resume:
+        _, client_state = engine.load_checkpoint(save, tag="checkpoint")
+        first = int(client_state["global_step"])
     losses = []
-    for step in range(STEPS):
+    for step in range(first, STEPS):
+        if killed_after is not None and step == killed_after:
+            _save(engine, model, save, step)
+            dist.barrier()
+            os.kill(os.getpid(), signal.SIGKILL)  # as a node failure would: no clean-up, no exit code of ours
         x, y = batch(rank, step)
         loss = loss_of(engine, x, y)
         engine.backward(loss)
@@ -72,11 +84,8 @@ def run(rank: int, world: int, stage: int, out: str, save: str | None = None) ->
     if rank == 0:
         with open(out, "w") as handle:
             json.dump(losses, handle)
-    if save:  # the directory Lightning's DeepSpeed strategy writes: shards under tag "checkpoint", client state
-        from pfnforge.inference.artifact import build_random_pfn
-
-        metadata = build_random_pfn(model.config, classification=False).metadata
-        engine.save_checkpoint(save, client_state={"global_step": STEPS, "pfnforge": metadata}, tag="checkpoint")
+    if save and not resume:
+        _save(engine, model, save, STEPS)
         if rank == 0 and stage < 3:  # ZeRO 1/2 keep whole parameters on every rank
             torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, f"{out}.weights.pt")
     engine.destroy()  # ZeRO-3 leaves hooks and threads that abort the interpreter's exit otherwise
@@ -84,7 +93,21 @@ def run(rank: int, world: int, stage: int, out: str, save: str | None = None) ->
     dist.destroy_process_group()
 
 
+def _save(engine, model: torch.nn.Module, save: str, step: int) -> None:
+    """The directory Lightning's DeepSpeed strategy writes: shards under tag "checkpoint", the step and pfnforge
+    metadata as client state."""
+    from pfnforge.inference.artifact import build_random_pfn
+
+    metadata = build_random_pfn(model.config, classification=False).metadata
+    engine.save_checkpoint(save, client_state={"global_step": step, "pfnforge": metadata}, tag="checkpoint")
+
+
 if __name__ == "__main__":
     import torch.multiprocessing as mp
 
-    mp.spawn(run, args=(2, int(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None), nprocs=2)
+    positional = [a for a in sys.argv[1:] if not a.startswith("--")]
+    killed_after = int(sys.argv[sys.argv.index("--killed-after") + 1]) if "--killed-after" in sys.argv else None
+    if killed_after is not None:
+        positional.remove(str(killed_after))
+    mp.spawn(run, args=(2, int(positional[0]), positional[1], positional[2] if len(positional) > 2 else None,
+                        killed_after, "--resume" in sys.argv), nprocs=2)
