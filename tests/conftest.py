@@ -77,10 +77,11 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float = 120) -
 
 
 @contextlib.contextmanager
-def running_mlflow_server(directory: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def running_mlflow_server(directory: Path, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """A real ``mlflow server`` (sqlite backend, artifacts proxied) on loopback, in its own process group,
-    which is killed at the end (the server and the helpers it spawned)."""
-    port = free_port()
+    which is killed at the end (the server and the helpers it spawned). The same directory and port again:
+    the same server after a restart."""
+    port = port or free_port()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import torch
 from pfnforge.cli.train import compose_train_config
 from pfnforge.train.run import run_training
 from tests.conftest import free_port as _free_port
+from tests.conftest import running_mlflow_server
 
 
 def _config(tmp_path: Path, uri: str, *extra: str):
@@ -60,6 +62,39 @@ def test_server_killed_mid_run_does_not_stop_or_stall_training(tmp_path, mlflow_
     assert process.wait(5) is not None
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 30
     assert time.monotonic() - start < 90
+
+
+class StopAndRestartServer(L.Callback):
+    """Kills the tracking server after step ``stop`` and starts it again (same store, same port) after ``start``."""
+
+    def __init__(self, process: subprocess.Popen, url: str, directory: Path, stop: int, start: int) -> None:
+        self.process, self.url, self.directory, self.stop, self.start = process, url, directory, stop, start
+        self.restarted = contextlib.ExitStack()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.stop:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        if trainer.global_step == self.start:
+            port = int(self.url.rsplit(":", 1)[1])
+            self.restarted.enter_context(running_mlflow_server(self.directory, port))
+
+
+def test_metrics_logged_while_the_server_is_down_arrive_once_and_in_order(tmp_path, mlflow_server):
+    url, process = mlflow_server
+    restart = StopAndRestartServer(process, url, tmp_path, stop=5, start=20)
+    try:
+        with pytest.warns(RuntimeWarning, match="metrics spooled to"):
+            out = run_training(_config(tmp_path, url, "trainer.max_steps=30", "run_name=spooled"),
+                               callbacks=[restart])
+        client = mlflow.MlflowClient(url)
+        [run] = client.search_runs([client.get_experiment_by_name("pfnforge").experiment_id])
+        history = client.get_metric_history(run.info.run_id, "train/loss")
+        steps = [m.step for m in sorted(history, key=lambda m: (m.timestamp, m.step))]
+        assert steps == list(range(30))  # every step once, in the order logged (down from step 6 to 20)
+        assert not (out / "mlflow-spool.jsonl").exists() and run.info.status == "FINISHED"
+    finally:
+        restart.restarted.close()
 
 
 def test_unreachable_server_at_start_trains_untracked(tmp_path):

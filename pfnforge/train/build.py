@@ -131,6 +131,8 @@ def git_commit() -> str:
         return "unknown"
 
 
+SPOOL_FILE = "mlflow-spool.jsonl"
+"""In a run's output directory: metrics the tracking server did not take yet (``pfnforge.train.spool``)."""
 RUN_FILE = "mlflow-run.json"
 """In a run's output directory: the MLflow run it logs to, so a resume or requeue continues that run."""
 
@@ -149,6 +151,7 @@ def build_logger(config: LoggerConfig, run_name: str, params: dict[str, Any],
     previous = _previous_run(output_dir, config) if output_dir is not None else None
     logger = ResilientMLFlowLogger(experiment_name=config.experiment, run_name=run_name,
                                    tracking_uri=config.tracking_uri, log_model=True,
+                                   spool=output_dir / SPOOL_FILE if output_dir is not None else None,
                                    run_id=previous.info.run_id if previous is not None else None)
     if previous is None:
         logger.log_hyperparams(params)
