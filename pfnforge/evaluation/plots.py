@@ -78,7 +78,7 @@ def plot_mean_ranks(summary: pd.DataFrame, path: Path) -> Path:
         ax.invert_xaxis()  # best on the right, as in critical-difference diagrams
         total = int(summary[summary.task == task].dataset.nunique())
         ax.set_xlabel(f"mean rank by {MAIN_METRIC[task]} over the {num_datasets} of {total} datasets where every "
-                      "method ran (1 = best)", fontsize=8)
+                      "method ran\n(1 = best)", fontsize=8)
         ax.set_title(f"{task} (bars: critical difference {cd:.2f})" if np.isfinite(cd) else task)
         ax.grid(axis="x", alpha=0.3)
     figure.tight_layout()
