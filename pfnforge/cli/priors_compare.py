@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         tasks = {"classification" if p.task is Task.classification else "regression" for p in priors.values()}
         real = {task: registry.build_prior(compose_prior_config(
             "tables", [f"source={args.real}", f"classification={task == 'classification'}"])) for task in tasks}
+        for prior in real.values():
+            _ = prior.tables  # read and verified now: a missing suite package fails before any sampling
     shape = BatchShape(num_datasets=args.datasets, num_rows=args.rows, num_features=args.features,
                        num_train_rows=args.rows // 2)
     table, frames = compare(priors, real, shape, args.batches, args.seed)
