@@ -101,6 +101,11 @@ def test_tables_that_cannot_fill_a_shape_are_left_out_and_none_fitting_is_named(
             num_datasets=1, num_rows=20, num_features=2, num_train_rows=10))
     with pytest.raises(ConfigError, match="feature_fraction"):
         _prior(corpus, "feature_fraction.low=0")
+    empty = corpus.parent / "empty-corpus"
+    empty.mkdir(exist_ok=True)
+    with pytest.raises(ConfigError, match=r"empty-corpus holds no manifest\.json: list its tables there"):
+        _prior(empty).sample(np.random.default_rng(0), BatchShape(num_datasets=1, num_rows=20, num_features=2,
+                                                                  num_train_rows=10))
 
 
 def test_the_bundled_corpus_is_disjoint_from_the_evaluation_suite():

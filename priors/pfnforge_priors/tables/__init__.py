@@ -102,6 +102,9 @@ def load_tables(config: TablesConfig) -> list[Table]:
     from pfnforge.evaluation.suites import load_suite, suite_datasets
 
     source = Path(config.source)
+    if source.is_dir() and not (source / "manifest.json").is_file():
+        raise ConfigError(f"source={source} holds no manifest.json: list its tables there (name, task, target, "
+                          "file, format, sha256 each; the format of `pfnforge evaluate --suite`, docs/serving.md)")
     suite = load_suite(source / "manifest.json" if source.is_dir() else config.source)
     task = "classification" if config.classification else "regression"
     names = [e.name for e in suite.entries if e.task == task and (not config.tables or e.name in config.tables)]
