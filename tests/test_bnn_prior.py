@@ -98,3 +98,18 @@ def test_float32_activations_match_their_definitions(activation, reference):
 def test_uniform_inputs_lie_in_the_unit_cube():
     batch = _prior("normal_inputs=false").sample(np.random.default_rng(4), SHAPE)
     assert batch.x.min() >= 0 and batch.x.max() < 1 and abs(batch.x.mean() - 0.5) < 0.01
+
+
+def test_threshold_classes_are_permuted_per_dataset_unless_switched_off():
+    from pfnforge_priors.bnn import outputs_to_targets
+
+    out = np.broadcast_to(np.arange(60.0)[None, :, None], (200, 60, 1)).copy()  # output rises with the row
+    classes = np.full(200, 3)
+    ordered = outputs_to_targets(np.random.default_rng(0), out, classes, False, permute=False)
+    assert (np.diff(ordered, axis=1) >= 0).all()  # class k holds the k-th lowest outputs
+    permuted = outputs_to_targets(np.random.default_rng(0), out, classes, False)
+    assert set(permuted[:, 0]) == {0.0, 1.0, 2.0}  # the lowest output's label varies over datasets
+    for labels in permuted:  # still cuts of the output, relabelled: each class one contiguous run of outputs
+        runs = 1 + np.count_nonzero(np.diff(labels))
+        assert runs == len(set(labels))
+    assert _prior("classification=true", "permute_classes=false").config.permute_classes is False

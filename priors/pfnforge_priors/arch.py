@@ -39,6 +39,8 @@ class ArchConfig(PriorConfig):
     """Std of the Gaussian noise on the output."""
     num_classes: IntRange = field(default_factory=lambda: IntRange(low=2, high=MAX_CLASSES))
     """Classes per classification dataset (2..10)."""
+    permute_classes: bool = True
+    """The classes of the output's cuts in a random order per dataset (false: class k holds the k-th lowest)."""
 
     def __post_init__(self) -> None:
         if self.num_layers.low < 0:
@@ -81,7 +83,8 @@ class ArchPrior(Prior):
                                     bias_scale[b:b + 1])[0]
         out_BR1 += noise_std[:, None, None].astype(np.float32) * standard_normal_f32(rng, out_BR1.shape)
         num_classes = cfg.num_classes.sample(rng, B).astype(np.int32) if cfg.classification else 0
-        y_BR = outputs_to_targets(rng, out_BR1, num_classes, False) if cfg.classification else out_BR1[..., 0]
+        y_BR = outputs_to_targets(rng, out_BR1, num_classes, False, cfg.permute_classes) if cfg.classification \
+            else out_BR1[..., 0]
         return PriorBatch(x=x_BRF, y=np.ascontiguousarray(y_BR, np.float32), num_rows=R, num_features=F,
                           num_train_rows=shape.num_train_rows, num_classes=num_classes, prior=self.name,
                           hyperparameters={"num_layers": num_layers, "width": width, "activation": activation,

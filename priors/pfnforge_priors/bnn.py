@@ -89,6 +89,9 @@ class BNNConfig(PriorConfig):
     """Classes per classification dataset, drawn per dataset (2..10)."""
     labelling: Labelling = Labelling.threshold
     """threshold (random quantile cuts of one output) or softmax (sampled from per-class outputs)."""
+    permute_classes: bool = True
+    """Threshold labelling: the classes of the cuts in a random order per dataset, so a label says nothing about
+    where its rows lie on the output (TabPFN v1 permutes them too); false: class k holds the k-th lowest."""
 
     def __post_init__(self) -> None:
         if self.num_layers < 0:
@@ -126,7 +129,8 @@ class BNNPrior(Prior):
         out_BRW = random_mlp(rng, x_BRF, widths, cfg.activation, weight_scale, bias_scale)
         out_BRW += noise_std[:, None, None].astype(np.float32) * standard_normal_f32(rng, out_BRW.shape)
         num_classes = cfg.num_classes.sample(rng, B).astype(np.int32) if cfg.classification else 0
-        y_BR = outputs_to_targets(rng, out_BRW, num_classes, softmax) if cfg.classification else out_BRW[..., 0]
+        y_BR = outputs_to_targets(rng, out_BRW, num_classes, softmax, cfg.permute_classes) if cfg.classification \
+            else out_BRW[..., 0]
         return PriorBatch(x=x_BRF, y=np.ascontiguousarray(y_BR, np.float32), num_rows=R, num_features=F,
                           num_train_rows=shape.num_train_rows, num_classes=num_classes, prior=self.name,
                           hyperparameters={"weight_scale": weight_scale, "bias_scale": bias_scale,
@@ -156,8 +160,10 @@ def random_mlp(rng: np.random.Generator, x_BRF: np.ndarray, widths: list[int], a
 
 
 def outputs_to_targets(rng: np.random.Generator, out_BRW: np.ndarray, num_classes_B: np.ndarray,
-                       softmax: bool) -> np.ndarray:
-    """(B, R) class labels: Gumbel-max over the first C outputs, or cuts of output 0 at random quantiles."""
+                       softmax: bool, permute: bool = True) -> np.ndarray:
+    """(B, R) class labels: Gumbel-max over the first C outputs, or cuts of output 0 at random quantiles, the
+    classes of the cuts in a random order per dataset (``permute``; else class k holds the k-th lowest
+    outputs). Gumbel-max labels need no permutation: each class has its own random output."""
     B, R, _ = out_BRW.shape
     if softmax:  # Gumbel-max sampling over each dataset's first C outputs
         gumbel = -np.log(-np.log(rng.uniform(1e-12, 1.0, out_BRW.shape)))
@@ -168,5 +174,6 @@ def outputs_to_targets(rng: np.random.Generator, out_BRW: np.ndarray, num_classe
     for b in range(B):  # C - 1 cuts at random quantiles of this dataset's outputs
         quantiles = np.sort(rng.uniform(0, 1, num_classes_B[b] - 1))
         cuts = np.quantile(out_BRW[b, :, 0], quantiles)
-        y_BR[b] = np.searchsorted(cuts, out_BRW[b, :, 0])
+        labels_R = np.searchsorted(cuts, out_BRW[b, :, 0])
+        y_BR[b] = rng.permutation(num_classes_B[b])[labels_R] if permute else labels_R
     return y_BR
