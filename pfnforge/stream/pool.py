@@ -10,9 +10,11 @@ worker is returned to whoever waits for that task, with the worker's traceback.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import multiprocessing as mp
+import multiprocessing.util  # its exit handler (terminate daemonic children) is registered before ours
 import os
 import shutil
 import signal
@@ -123,6 +125,18 @@ def _worker_main(prior: Prior, connection: Connection, directory: str) -> None:
                 connection.send(("error", task, traceback.format_exc()))
 
 
+_LIVE_POOLS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_pools() -> None:
+    """At interpreter exit, before multiprocessing terminates daemonic children (atexit runs last-registered
+    first): close every pool still open, so its dispatcher does not replace the terminated workers with new
+    processes that then find their parent gone (an ``EOFError`` traceback on the terminal)."""
+    for pool in list(_LIVE_POOLS):
+        pool.close()
+
+
 class WorkerPool:
     """Worker processes drawing batches of one prior; thread-safe ``submit``/``take``."""
 
@@ -150,6 +164,7 @@ class WorkerPool:
             raise
         self._dispatcher = threading.Thread(target=self._dispatch, name="pfnforge-pool", daemon=True)
         self._dispatcher.start()
+        _LIVE_POOLS.add(self)
 
     def _start_worker(self) -> None:
         parent, child = self._context.Pipe()
