@@ -15,7 +15,13 @@ from pfnforge.errors import ConfigError
 
 
 def fit_borders(samples: torch.Tensor, num_buckets: int) -> torch.Tensor:
-    """(N + 1,) bucket borders at equal-mass quantiles of ``samples`` (targets drawn from the prior)."""
+    """(N + 1,) bucket borders at equal-mass quantiles of ``samples`` (targets drawn from the prior).
+
+    The outer borders are not the samples' extremes: each outer bucket is as wide as its inner neighbour.
+    Its width is the scale of that bucket's half-normal tail, so a heavy-tailed prior (a few datasets with
+    targets tens of standard deviations out) would otherwise give the tails a scale that drags every
+    predictive mean by the little mass the model leaves there.
+    """
     values = samples.flatten().double()
     values = values[torch.isfinite(values)]
     if values.numel() < num_buckets:
@@ -26,6 +32,9 @@ def fit_borders(samples: torch.Tensor, num_buckets: int) -> torch.Tensor:
     if borders.numel() < 2:
         raise ConfigError("all target samples of the prior are equal: a regression head needs targets that vary "
                           "(check the prior's config)")
+    if borders.numel() >= 4:
+        borders[0] = borders[1] - (borders[2] - borders[1])
+        borders[-1] = borders[-2] + (borders[-2] - borders[-3])
     return borders.float()
 
 
