@@ -6,6 +6,7 @@ The anchors run in their own virtual environment (benchmark-only; never dependen
     /tmp/anchors-venv/bin/pip install tabpfn==0.1.11 tabicl xgboost   # xgboost: TabICL's tree SCM needs it
     python benchmarks/scm_prior.py --anchor-python /tmp/anchors-venv/bin/python [--rounds 2]
     python benchmarks/scm_prior.py --anchor-python - --only-ours   # pfnforge alone: 1 vs 2 processes
+    python benchmarks/scm_prior.py --anchor-python /tmp/anchors-venv/bin/python --additions   # cost of each part
 
 This script installs nothing. Every measurement is a fresh subprocess (this script re-run in worker mode:
 pfnforge's with this interpreter, the anchors' with ``--anchor-python``), one BLAS/OpenMP/torch thread
@@ -25,6 +26,8 @@ shared machine hits all of them; the table shows the median over rounds. Shape: 
   compatibility check). The GP half of its prior bag is left out: this is its MLP-SCM prior. Its package
   ``__init__`` imports a transformer layer that does not import on torch 2.13; the worker registers the
   package without running that ``__init__`` and imports ``tabpfn.priors`` unchanged.
+- ``--additions``: one process, CPU time: the defaults, each TabPFN-v1 part of ``configs/prior/scm_v1.yaml``
+  alone on top of them, all of them (``prior=scm_v1``), and TabPFN v1, in alternating rounds.
 - ``TabICL``: ``tabicl.prior.PriorDataset(prior_type="mix_scm")`` (MLP SCMs 70 %, XGBoost tree SCMs 30 %,
   its default sampled hyperparameters, categorical features), ``n_jobs=1``.
 """
@@ -45,6 +48,12 @@ SIDES = {"scm": [], "scm 100 f": ["num_features.low=100"], "TabPFN v1": None, "T
 ANCHOR_OF = {"scm": "TabPFN v1", "scm 100 f": "TabPFN 100 f", "TabPFN v1": "TabPFN v1", "TabPFN 100 f": "TabPFN 100 f",
              "TabICL": "TabPFN v1"}
 """The TabPFN side each side's "× TabPFN" compares with: the one drawing the same number of features."""
+ADDITIONS = {"+meta": ["meta_hyperpriors=true"], "+vector nodes": ["node_width.high=4"],
+             "+hetero noise": ["heteroscedastic_fraction.high=0.3"], "+t noise": ["heavy_tailed_noise_fraction.high=0.3"],
+             "+label noise": ["label_noise.high=0.05"], "+redundant": ["redundant_fraction.high=0.1"],
+             "+outliers": ["outlier_rate.high=0.01"], "+imbalance 1000": ["class_imbalance.high=1000"],
+             "scm_v1 (all)": []}
+"""``--additions`` sides: overrides of the scm defaults, each one part of ``prior=scm_v1`` (the last: all of it)."""
 REPEATS = {"scm": 21, "scm 100 f": 15, "TabPFN v1": 21, "TabPFN 100 f": 11, "TabICL": 5}
 """Timed batches per worker: the anchors' batch times vary several-fold with their meta-sampled sizes."""
 
@@ -58,7 +67,10 @@ def _ours(side: str, repeats: int, barrier: str) -> list[list[float]]:
     from pfnforge_priors.scm import SCMPrior
 
     threadpool_limits(1)
-    prior = SCMPrior(compose_prior_config("scm", SIDES[side]))
+    if side in ADDITIONS:
+        prior = SCMPrior(compose_prior_config("scm_v1" if side == "scm_v1 (all)" else "scm", ADDITIONS[side]))
+    else:
+        prior = SCMPrior(compose_prior_config("scm", SIDES[side]))
     B, R, F = SHAPE
     shape = BatchShape(num_datasets=B, num_rows=R, num_features=F, num_train_rows=R // 2)
     rng = np.random.default_rng(os.getpid())
@@ -156,7 +168,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the timed batches per worker")
     parser.add_argument("--only-ours", action="store_true",
                         help="time the pfnforge sides alone (1 vs 2 processes); no anchor ratios")
+    parser.add_argument("--additions", action="store_true",
+                        help="the cost of each TabPFN-v1 part of scm_v1, and all of them against TabPFN v1")
     args = parser.parse_args()
+    if args.additions:
+        _additions(args)
+        return
     if args.only_ours:
         for side in [s for s in SIDES if SIDES[s] is not None]:
             one, two = (statistics.median(_run(sys.executable, side, p, REPEATS[side])[0] for _ in range(args.rounds))
@@ -190,6 +207,23 @@ def main() -> None:
           " dedicated core would give). × TabPFN: over the TabPFN v1 side drawing as many features (scm: 1..100,"
           " 100 f: 100), same run, same process count (target ≥ 2); × TabICL (target ≥ 10); × own 1: 2"
           " processes over 1 (target ≥ 1.8, needs two idle cores).")
+
+
+def _additions(args: argparse.Namespace) -> None:
+    sides = ["scm", *ADDITIONS, "TabPFN v1"]
+    measured: dict[str, list[float]] = {side: [] for side in sides}
+    for _ in range(args.rounds):
+        for side in sides:
+            python = args.anchor_python if side == "TabPFN v1" else sys.executable
+            repeats = max(1, round(REPEATS.get(side, REPEATS["scm"]) * args.scale))
+            measured[side].append(_run(python, side, 1, repeats)[1])
+    rate = {side: statistics.median(values) for side, values in measured.items()}
+    print(f"shape {'×'.join(map(str, SHAPE))}, classification, 1 process; datasets per CPU second")
+    print(f"{'side':<16} {'ds/CPU-s':>9} {'cost × scm':>11} {'× TabPFN v1':>12}")
+    for side in sides:
+        print(f"{side:<16} {rate[side]:>9.1f} {rate['scm'] / rate[side]:>11.2f} {rate[side] / rate['TabPFN v1']:>12.2f}")
+    print("\ncost × scm: CPU time per dataset over the defaults' (1.00: free); × TabPFN v1: datasets per CPU second"
+          " over TabPFN v1's MLP-SCM prior at its own settings, same run.")
 
 
 def _worker_main(argv: list[str]) -> None:

@@ -54,6 +54,12 @@ class Range:
         """Whether every draw is the same value (``low == high``)."""
         return self.low == self.high
 
+    def narrowed(self, rng: np.random.Generator) -> Range:
+        """A random sub-range between two draws of this one (same scale): a hyperprior on the hyperprior, so
+        that the datasets of one batch share a narrower range than the prior allows."""
+        low, high = np.sort(self.sample(rng, 2))
+        return Range(low=float(low), high=float(high), scale=self.scale)
+
     def at_quantile(self, u: np.ndarray) -> np.ndarray:
         """The values at quantiles ``u`` in [0, 1] of this range's distribution (its inverse CDF), as float64."""
         u = np.asarray(u, dtype=np.float64)
@@ -84,14 +90,28 @@ class IntRange:
     """Smallest value drawn."""
     high: int
     """Largest value drawn (inclusive)."""
+    scale: Scale = Scale.linear
+    """``linear``: every integer equally likely; ``log``: the floor of a log-uniform draw on [low, high + 1),
+    so small values are more likely and large ones still occur (a heavy tail; needs low >= 1)."""
 
     def __post_init__(self) -> None:
         if self.low > self.high:
             raise ConfigError(f"integer range low={self.low} is above high={self.high}: swap them")
+        if self.scale is Scale.log and self.low < 1:
+            raise ConfigError(f"a log-scale integer range needs low >= 1, got low={self.low}: use scale=linear "
+                              "or raise low")
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw ``size`` values as int64."""
+        if self.scale is Scale.log:
+            values = np.floor(np.exp(rng.uniform(math.log(self.low), math.log(self.high + 1), size)))
+            return np.clip(values, self.low, self.high).astype(np.int64)
         return rng.integers(self.low, self.high, size, endpoint=True, dtype=np.int64)
+
+    def narrowed(self, rng: np.random.Generator) -> IntRange:
+        """A random sub-range between two draws of this one (same scale); see ``Range.narrowed``."""
+        low, high = np.sort(self.sample(rng, 2))
+        return IntRange(low=int(low), high=int(high), scale=self.scale)
 
 
 @dataclass(kw_only=True)

@@ -53,6 +53,7 @@ def test_regression_targets_are_standardised_and_finite():
     batch = prior.sample(np.random.default_rng(2), _shape(50, 300, 5))
     assert np.all(batch.num_classes == 0) and np.all(np.isfinite(batch.y))
     np.testing.assert_allclose(batch.y.std(axis=1), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(batch.y.mean(axis=1), 0.0, atol=1e-5)  # centred, as the docs say
 
 
 @pytest.mark.parametrize("dependent", ["0", "1"])
@@ -77,8 +78,9 @@ def test_share_of_datasets_with_missing_values_follows_its_probability():
 
 
 def test_categorical_share_matches_its_rate_and_columns_hold_codes():
+    # no warps or grids: a warped column quantised onto 0/1 would look like codes
     prior = _prior("categorical_fraction.low=0.3", "categorical_fraction.high=0.3", "num_categories.high=6",
-                   "missing_dataset_probability=0")
+                   "missing_dataset_probability=0", "warp_fraction.high=0", "quantize_fraction.high=0")
     batch = prior.sample(np.random.default_rng(5), _shape(80, 300, 12))
     recorded = batch.hyperparameters["num_categorical_features"]
     assert stats.binomtest(int(recorded.sum()), int(batch.num_features.sum()), 0.3).pvalue > 1e-4

@@ -65,8 +65,12 @@ class StreamConfig:
         """The config behind a ``key()`` text."""
         data = json.loads(key)
         fraction = data["train_fraction"]
-        return cls(seed=data["seed"], num_datasets=data["num_datasets"], num_rows=IntRange(**data["num_rows"]),
-                   num_features=IntRange(**data["num_features"]),
+
+        def integers(range_: dict) -> IntRange:
+            return IntRange(low=range_["low"], high=range_["high"], scale=Scale(range_.get("scale", "linear")))
+
+        return cls(seed=data["seed"], num_datasets=data["num_datasets"], num_rows=integers(data["num_rows"]),
+                   num_features=integers(data["num_features"]),
                    train_fraction=Range(low=fraction["low"], high=fraction["high"], scale=Scale(fraction["scale"])))
 
 

@@ -70,11 +70,16 @@ class SCMConfig(PriorConfig):
     """Classes per classification dataset (2..10), capped at the dataset's rows."""
     class_imbalance: Range = field(default_factory=lambda: Range(low=1.0, high=10.0, scale=Scale.log))
     """Rows of the largest class over rows of the smallest (>= 1; 1 is balanced), per dataset; the other
-    classes fall in between, log-uniformly."""
+    classes fall in between, log-uniformly. Up to 1:1000 and beyond where the rows allow (every class keeps at
+    least one row)."""
     categorical_fraction: Range = field(default_factory=lambda: _fraction(0.3))
     """Probability that a feature becomes ordinal categorical (codes 0..K-1), per dataset. In [0, 1]."""
-    num_categories: IntRange = field(default_factory=lambda: IntRange(low=2, high=10))
-    """Categories K of a categorical feature, per feature (>= 2): cuts at the values of K - 1 random rows."""
+    num_categories: IntRange = field(default_factory=lambda: IntRange(low=2, high=30, scale=Scale.log))
+    """Categories K of a categorical feature, per feature (>= 2): cuts at the values of K - 1 random rows.
+    Heavy-tailed by default (log scale: 2 in 15 % of features, more than 10 in 38 %, up to 30)."""
+    category_permutation: float = 0.7
+    """Probability that a categorical feature's codes are permuted, per feature, so that code order says
+    nothing about the value's order (TabPFN v1 keeps the order in ~30 % of columns). In [0, 1]."""
     missing_dataset_probability: float = 0.5
     """Probability that a dataset has missing values at all (in [0, 1]; 0 disables missing values)."""
     missing_rate: Range = field(default_factory=lambda: Range(low=0.01, high=0.2))
@@ -91,13 +96,40 @@ class SCMConfig(PriorConfig):
     """Probability that a non-categorical feature is rounded onto a grid, per dataset. In [0, 1]."""
     quantize_levels: IntRange = field(default_factory=lambda: IntRange(low=3, high=30))
     """Grid points of a quantised feature, per feature (>= 2)."""
+    meta_hyperpriors: bool = False
+    """A level of hyperpriors above these (TabPFN v1's ``meta_*``): per batch, the ranges of
+    ``num_latent_nodes`` (width), ``num_parents`` (depth of the mechanisms' fan-in), ``weight_scale`` (init
+    scale) and ``noise_std`` are each narrowed to a random sub-range (two draws, sorted), from which every
+    dataset of the batch then draws. Batches then differ from each other more than datasets within a batch."""
+    node_width: IntRange = field(default_factory=lambda: IntRange(low=1, high=1))
+    """Units per non-root node, drawn per node (>= 1; 1: scalar nodes). A node of width w is w MLP or tree
+    units over the same parents (a layer, as in TabPFN v1's MLP prior): read as features, its units are a
+    block of correlated columns."""
+    heteroscedastic_fraction: Range = field(default_factory=lambda: _fraction(0.0))
+    """Probability that a non-root node's noise std varies with its first parent (∝ e^{z}, z the parent's
+    standardised value, rescaled to the node's noise variance), per dataset. In [0, 1]."""
+    heavy_tailed_noise_fraction: Range = field(default_factory=lambda: _fraction(0.0))
+    """Probability that a node's noise is Student-t (unit variance, ``noise_df`` degrees of freedom) instead
+    of normal, per dataset. In [0, 1]."""
+    noise_df: Range = field(default_factory=lambda: Range(low=2.5, high=10.0, scale=Scale.log))
+    """Degrees of freedom of Student-t noise, per node (> 2, so the variance is finite)."""
+    label_noise: Range = field(default_factory=lambda: _fraction(0.0))
+    """Classification: fraction of rows whose class is replaced by another class drawn uniformly, per dataset.
+    In [0, 1]."""
+    redundant_fraction: Range = field(default_factory=lambda: _fraction(0.0))
+    """Probability that a feature column (after the first) is redundant, per dataset: an exact copy of an
+    earlier column or (half of them) a random linear combination of two earlier ones. In [0, 1]."""
+    outlier_rate: Range = field(default_factory=lambda: _fraction(0.0))
+    """Fraction of the cells of each non-categorical feature replaced by an outlier (the column's mean ± 5 to 20
+    of its standard deviations), per dataset. In [0, 1]."""
 
     def __post_init__(self) -> None:
         self._check_ints()
         for name in ("irrelevant_fraction", "target_position", "tree_fraction", "categorical_fraction",
-                     "missing_rate", "warp_fraction", "quantize_fraction"):
+                     "missing_rate", "warp_fraction", "quantize_fraction", "heteroscedastic_fraction",
+                     "heavy_tailed_noise_fraction", "label_noise", "redundant_fraction", "outlier_rate"):
             getattr(self, name).check(name, at_least=0.0, at_most=1.0)
-        for name in ("missing_dataset_probability", "value_dependent_probability"):
+        for name in ("missing_dataset_probability", "value_dependent_probability", "category_permutation"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}={value} is out of range: it is a probability in [0, 1]")
@@ -106,6 +138,7 @@ class SCMConfig(PriorConfig):
         self.noise_std.check("noise_std", at_least=0.0)
         self.missing_strength.check("missing_strength", at_least=0.0)
         self.class_imbalance.check("class_imbalance", at_least=1.0)
+        self.noise_df.check("noise_df", above=2.0)
         unknown = set(self.activations.options) - set(ACTIVATION_CODES)
         if unknown:
             raise ConfigError(f"activations: unknown {sorted(unknown)}; choose from {list(ACTIVATION_CODES)}")
@@ -117,7 +150,7 @@ class SCMConfig(PriorConfig):
     def _check_ints(self) -> None:
         bounds = {"num_features": (1, None), "num_latent_nodes": (0, None), "num_root_nodes": (1, None),
                   "num_parents": (1, None), "tree_depth": (1, 8), "num_classes": (2, MAX_CLASSES),
-                  "num_categories": (2, None), "quantize_levels": (2, None)}
+                  "num_categories": (2, None), "quantize_levels": (2, None), "node_width": (1, None)}
         for name, (low, high) in bounds.items():
             value = getattr(self, name)
             if value.low < low or (high is not None and value.high > high):

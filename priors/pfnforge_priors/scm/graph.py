@@ -44,6 +44,12 @@ class SCMGraph:
     """(N,) float64 shift added before the activation."""
     noise_std: np.ndarray
     """(N,) float64 std of each node's additive noise."""
+    noise_df: np.ndarray
+    """(N,) float64 degrees of freedom of a node's Student-t noise; 0 for normal noise."""
+    heteroscedastic: np.ndarray
+    """(N,) bool: the node's noise std varies with its first parent."""
+    leader: np.ndarray
+    """(N,) int64 first unit of the node's vector node (itself for a scalar node); units share parents."""
     tree_depth: np.ndarray
     """(N,) int64 depth of a tree mechanism (0 for other nodes)."""
     split_offsets: np.ndarray
@@ -100,9 +106,29 @@ def _choose_parents(order: np.ndarray, starts: np.ndarray, position: np.ndarray,
             parents[lo + i] = order[starts[n] + chosen[i]]
 
 
+def _vector_nodes(rng: np.random.Generator, cfg: SCMConfig, members: list[np.ndarray],
+                  is_root: np.ndarray) -> np.ndarray:
+    """(N,) the leader (first unit) of each node's vector node: after a component's roots, consecutive
+    nodes form blocks of ``node_width`` units."""
+    leader = np.arange(is_root.shape[0], dtype=np.int64)
+    if cfg.node_width.high <= 1:
+        return leader
+    for nodes in members:
+        rest = nodes[~is_root[nodes]]
+        if len(rest) == 0:
+            continue
+        widths = cfg.node_width.sample(rng, len(rest))
+        starts = np.cumsum(widths) - widths
+        starts = starts[starts < len(rest)]
+        block = np.repeat(starts, np.diff(np.append(starts, len(rest))))
+        leader[rest] = rest[block]
+    return leader
+
+
 def sample_graph(rng: np.random.Generator, cfg: SCMConfig, *, num_features: int, num_latent: int,
                  num_roots: int, max_parents: int, irrelevant_fraction: float, target_position: float,
-                 tree_fraction: float, weight_scale: float, noise_std: float, num_rows: int) -> SCMGraph:
+                 tree_fraction: float, weight_scale: float, noise_std: float, num_rows: int,
+                 heteroscedastic_fraction: float = 0.0, heavy_tailed_fraction: float = 0.0) -> SCMGraph:
     """Draw one dataset's graph with the per-dataset values already drawn from their hyperpriors."""
     num_nodes = num_features + num_latent + 1
     component = (rng.random(num_nodes) < irrelevant_fraction).astype(np.int64)
@@ -116,7 +142,9 @@ def sample_graph(rng: np.random.Generator, cfg: SCMConfig, *, num_features: int,
     candidates = members[0][~is_root[members[0]]]
     target = int(candidates[round(target_position * (len(candidates) - 1))])
 
+    leader = _vector_nodes(rng, cfg, members, is_root)
     kind = np.where(is_root, ROOT, np.where(rng.random(num_nodes) < tree_fraction, TREE, MLP)).astype(np.int64)
+    kind = kind[leader]  # the units of a vector node are all MLP units or all trees
     activation_codes = np.asarray([ACTIVATION_CODES[a] for a in cfg.activations.options])
     root_codes = np.asarray([ROOT_CODES[d] for d in cfg.root_distribution.options])
     code = np.where(is_root, root_codes[cfg.root_distribution.sample_indices(rng, num_nodes)],
@@ -125,13 +153,20 @@ def sample_graph(rng: np.random.Generator, cfg: SCMConfig, *, num_features: int,
     position = np.empty(num_nodes, dtype=np.int64)
     for nodes in members:
         position[nodes] = np.arange(len(nodes))
-    wanted = rng.integers(1, max_parents, num_nodes, endpoint=True)
+    position = position[leader]  # a unit's parents come from the nodes before its vector node
+    wanted = rng.integers(1, max_parents, num_nodes, endpoint=True)[leader]
     num_parents = np.where(is_root, 0, np.minimum(wanted, position)).astype(np.int64)
     parent_offsets = np.concatenate([[0], np.cumsum(num_parents)]).astype(np.int64)
     parents = np.empty(parent_offsets[-1], dtype=np.int64)
     order = np.concatenate(members).astype(np.int64)  # component 0's nodes, then component 1's
     starts = np.where(component == 0, 0, len(members[0])).astype(np.int64)
     _choose_parents(order, starts, position, parent_offsets, rng.random(parent_offsets[-1]), parents)
+    follower = np.flatnonzero(leader != np.arange(num_nodes))
+    if len(follower):  # units after the first take the first unit's parents (same count by construction)
+        counts = num_parents[follower]
+        edge = np.repeat(parent_offsets[follower], counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        parents[edge + within] = parents[np.repeat(parent_offsets[leader[follower]], counts) + within]
 
     tree_depth = np.where(kind == TREE, cfg.tree_depth.sample(rng, num_nodes), 0).astype(np.int64)
     num_splits, num_leaves = np.where(kind == TREE, 2**tree_depth - 1, 0), np.where(kind == TREE, 2**tree_depth, 0)
@@ -141,10 +176,18 @@ def sample_graph(rng: np.random.Generator, cfg: SCMConfig, *, num_features: int,
     split_input = parents[parent_offsets[owner] + pick] if len(owner) else np.zeros(0, np.int64)
 
     features = rng.permutation(np.delete(np.arange(num_nodes), target))[:num_features]
+    noise_df = np.zeros(num_nodes)
+    if heavy_tailed_fraction > 0:
+        heavy = rng.random(num_nodes) < heavy_tailed_fraction
+        noise_df[heavy] = cfg.noise_df.sample(rng, int(heavy.sum()))
+    heteroscedastic = np.zeros(num_nodes, dtype=bool)
+    if heteroscedastic_fraction > 0:
+        heteroscedastic = (rng.random(num_nodes) < heteroscedastic_fraction) & (num_parents > 0)
     return SCMGraph(
         parent_offsets=parent_offsets, parents=parents, weights=rng.standard_normal(len(parents)), kind=kind,
         code=code, gain=np.full(num_nodes, weight_scale), shift=rng.standard_normal(num_nodes),
-        noise_std=noise_std * np.exp(rng.uniform(-np.log(2), np.log(2), num_nodes)), tree_depth=tree_depth,
+        noise_std=noise_std * np.exp(rng.uniform(-np.log(2), np.log(2), num_nodes)), noise_df=noise_df,
+        heteroscedastic=heteroscedastic, leader=leader, tree_depth=tree_depth,
         split_offsets=split_offsets, split_input=split_input.astype(np.int64),
         split_row=rng.integers(0, num_rows, len(owner)).astype(np.int64),
         leaf_offsets=np.concatenate([[0], np.cumsum(num_leaves)]).astype(np.int64),

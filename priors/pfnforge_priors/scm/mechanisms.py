@@ -17,7 +17,6 @@ from pfnforge.blocks.tabular import (
     inject_missing_mcar,
     inject_missing_value_dependent,
     kumaraswamy_warp_inplace,
-    ordinal_categorical_inplace,
     power_warp_inplace,
     quantize_inplace,
 )
@@ -32,11 +31,15 @@ NO_MISSING, MCAR, VALUE_DEPENDENT = 0, 1, 2
 @numba.njit(cache=True)
 def evaluate_graph(rng: np.random.Generator, parent_offsets: np.ndarray, parents: np.ndarray,
                    weights: np.ndarray, kind: np.ndarray, code: np.ndarray, gain: np.ndarray, shift: np.ndarray,
-                   noise_std: np.ndarray,
+                   noise_std: np.ndarray, noise_df: np.ndarray, heteroscedastic: np.ndarray,
                    tree_depth: np.ndarray, split_offsets: np.ndarray, split_input: np.ndarray,
                    split_row: np.ndarray, leaf_offsets: np.ndarray, leaf_value: np.ndarray,
                    values_NR: np.ndarray) -> None:
     """Fill ``values_NR`` node by node, drawing each root's values and each node's noise from ``rng``.
+
+    A node's noise is normal, or Student-t with ``noise_df[n]`` (> 2) degrees of freedom scaled to unit
+    variance; a heteroscedastic node multiplies it row by row by e^{z} (z its first parent's value), rescaled
+    so that the noise keeps the variance ``noise_std[n]²``.
 
     The generator is used inside the kernel: Numba's ``standard_normal`` on it is ~3× faster here than
     NumPy's for a whole (N, R) array, and it is the same stream of the same generator.
@@ -44,6 +47,7 @@ def evaluate_graph(rng: np.random.Generator, parent_offsets: np.ndarray, parents
     num_nodes, num_rows = values_NR.shape
     thresholds = np.empty(split_input.shape[0])
     work, bits = np.empty(num_rows), np.empty(num_rows, dtype=np.int64)
+    multiplier = np.ones(num_rows)
     for n in range(num_nodes):
         out = values_NR[n]
         if kind[n] == ROOT:
@@ -69,21 +73,39 @@ def evaluate_graph(rng: np.random.Generator, parent_offsets: np.ndarray, parents
             tree_forward(values_NR, tree_depth[n], split_input[s0:s1], thresholds[s0:s1],
                          leaf_value[leaf_offsets[n]:leaf_offsets[n + 1]], out)
         standardize_inplace(out)
-        sigma = noise_std[n]
-        for r in range(num_rows):
-            out[r] += sigma * rng.standard_normal()
+        sigma, df = noise_std[n], noise_df[n]
+        if heteroscedastic[n]:
+            parent = values_NR[parents[lo]]
+            power = 0.0
+            for r in range(num_rows):
+                multiplier[r] = math.exp(min(parent[r], 10.0))
+                power += multiplier[r] * multiplier[r]
+            norm = 1.0 / math.sqrt(power / num_rows)
+            for r in range(num_rows):
+                multiplier[r] *= norm
+        if df > 0:
+            t_scale = math.sqrt((df - 2.0) / df)
+            for r in range(num_rows):
+                out[r] += sigma * multiplier[r] * t_scale * rng.standard_t(df)
+        else:
+            for r in range(num_rows):
+                out[r] += sigma * multiplier[r] * rng.standard_normal()
+        if heteroscedastic[n]:
+            multiplier[:] = 1.0
 
 
 @numba.njit(cache=True)
 def write_features(rng: np.random.Generator, values_NR: np.ndarray, feature_nodes: np.ndarray,
-                   category_offsets: np.ndarray, category_rows: np.ndarray, warp: np.ndarray, warp_a: np.ndarray,
+                   category_offsets: np.ndarray, category_rows: np.ndarray, category_codes: np.ndarray,
+                   warp: np.ndarray, warp_a: np.ndarray,
                    warp_b: np.ndarray,
                    quantize_levels: np.ndarray, missing: int, missing_rate: float, missing_strength: np.ndarray,
                    x_RF: np.ndarray) -> int:
     """Write feature column j from node ``feature_nodes[j]`` into ``x_RF[:, j]``; returns the missing count.
 
     Column j is categorical when it has category rows (``category_offsets[j] < category_offsets[j + 1]``):
-    its codes count the values of those rows below each value. Otherwise it is warped (``warp[j]``) and then
+    its ordinal codes count the values of those rows below each value, and code k is then written as
+    ``category_codes[category_offsets[j] + j + k]`` (a permutation of 0..K, or the identity). Otherwise it is warped (``warp[j]``) and then
     quantised when ``quantize_levels[j] >= 2``. Missing values come last, from uniforms drawn from ``rng``.
     """
     num_rows = values_NR.shape[1]
@@ -95,7 +117,9 @@ def write_features(rng: np.random.Generator, values_NR: np.ndarray, feature_node
         c0, c1 = category_offsets[j], category_offsets[j + 1]
         if c1 > c0:
             cuts = np.sort(column[category_rows[c0:c1]])
-            ordinal_categorical_inplace(column, cuts)
+            ordinal = np.searchsorted(cuts, column)  # thresholds strictly below: ordinal_categorical_inplace
+            for r in range(num_rows):
+                column[r] = category_codes[c0 + j + ordinal[r]]
         else:
             if warp[j] == KUMARASWAMY:
                 kumaraswamy_warp_inplace(column, warp_a[j], warp_b[j])
