@@ -124,3 +124,22 @@ def test_a_periodic_prior_has_no_marginal_reference_but_keeps_its_oracle():
     prior = GPPrior(periodic)
     assert prior.reference(batch) is None  # its multimodal period would need far more points than seconds allow
     np.testing.assert_array_equal(prior.oracle_log_likelihood(batch), exact_posterior(batch).log_density)
+
+
+def test_ard_on_one_feature_integrates_like_a_drawn_lengthscale():
+    """With one feature and a fixed lengthscale of 1, an ARD factor drawn from R is a lengthscale drawn from R."""
+    ard = dataclasses.replace(FIXED, ard=True, lengthscale=Range(low=1.0, high=1.0),
+                              relevance=Range(low=0.2, high=1.0, scale=Scale.log))
+    isotropic = dataclasses.replace(FIXED, lengthscale=Range(low=0.2, high=1.0, scale=Scale.log))
+    T = 8
+    batch = _batch(ard, T, num_datasets=8, seed=3)
+    assert draws_hyperparameters(ard) and GPPrior(ard).reference(batch).name == "hyperparameter-marginal GP posterior"
+    first, second = marginal_posterior(batch, ard), marginal_posterior(batch, isotropic)
+    difference_B = _mean_test(first.log_density, T) - _mean_test(second.log_density, T)
+    assert np.all(np.abs(difference_B) <= 5 * np.hypot(first.mc_error, second.mc_error) + 1e-6)
+    wide = GPPrior(ard).sample(np.random.default_rng(0), BatchShape(num_datasets=2, num_rows=12, num_features=4,
+                                                                   num_train_rows=8))
+    assert GPPrior(ard).reference(wide) is None  # four drawn relevances: beyond the quadrature, the oracle stays
+    assert GPPrior(ard).oracle_log_likelihood(wide) is not None
+    with pytest.raises(ConfigError, match="ard=true"):
+        slice_sampling_posterior(batch, ard, num_samples=8)

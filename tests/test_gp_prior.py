@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -124,3 +126,36 @@ def test_posterior_refuses_batches_from_other_priors():
 def test_noise_variance_must_be_positive():
     with pytest.raises(ConfigError, match=r"noise_variance\.low=0\.0 must be > 0"):
         compose_prior_config("gp", ["noise_variance.scale=linear", "noise_variance.low=0"])
+
+
+def test_ard_gives_each_feature_its_own_lengthscale_as_scikit_learn_reads_it():
+    config = compose_prior_config("gp", ["ard=true", "lengthscale.low=0.5", "lengthscale.high=0.5",
+                                         "outputscale.low=1", "outputscale.high=1", "noise_variance.low=0.01",
+                                         "noise_variance.high=0.01"])
+    batch = GPPrior(config).sample(np.random.default_rng(5), BatchShape(
+        num_datasets=3, num_rows=40, num_features=2, num_train_rows=30))
+    posterior = exact_posterior(batch)
+    for b in range(3):
+        relevance = np.array([batch.hyperparameters[f"relevance_{f}"][b] for f in range(2)])
+        assert relevance.min() >= 0.25 and relevance.max() <= 4.0
+        kernel = sk.RBF(0.5 * relevance, "fixed") + sk.WhiteKernel(0.01, "fixed")
+        gpr = GaussianProcessRegressor(kernel, alpha=1e-12, optimizer=None, normalize_y=False)
+        gpr.fit(batch.x[b, :30].astype(np.float64), batch.y[b, :30].astype(np.float64))
+        mean, std = gpr.predict(batch.x[b, 30:].astype(np.float64), return_std=True)
+        np.testing.assert_allclose(posterior.mean[b, 30:], mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(posterior.variance[b, 30:], std**2, rtol=1e-4)
+    # an isotropic kernel reads the same data worse: the relevances matter
+    isotropic = dataclasses.replace(batch, hyperparameters={
+        k: v for k, v in batch.hyperparameters.items() if not k.startswith("relevance_")})
+    assert exact_posterior(isotropic).mean_nll() > posterior.mean_nll()
+    assert "relevance_0" not in GPPrior().sample(np.random.default_rng(5), BatchShape(
+        num_datasets=1, num_rows=4, num_features=2, num_train_rows=2)).hyperparameters
+
+
+def test_ard_samples_agree_with_the_exact_posterior():
+    config = compose_prior_config("gp", ["ard=true", "kernel.options=[rbf,matern32]"])
+    batch = GPPrior(config).sample(np.random.default_rng(6), BatchShape(
+        num_datasets=300, num_rows=24, num_features=3, num_train_rows=12))
+    posterior = exact_posterior(batch)
+    pit = stats.norm.cdf(batch.y[:, 12:], posterior.mean[:, 12:], np.sqrt(posterior.variance[:, 12:])).ravel()
+    assert stats.kstest(pit, "uniform").pvalue > 1e-3

@@ -115,6 +115,8 @@ def _logsumexp(a: np.ndarray, axis=None) -> np.ndarray:
 def draws_hyperparameters(config: GPConfig) -> bool:
     """Whether a ``GPConfig`` draws any hyperparameter (more than one kernel option or a non-fixed range)."""
     ranges = [config.lengthscale, config.outputscale, config.noise_variance]
+    if config.ard:
+        ranges.append(config.relevance)
     if any(t == "periodic" for option in config.kernel.options for t in KernelExpression.parse(option).terms):
         ranges.append(config.period)
     return len(config.kernel.options) > 1 or any(not r.is_fixed for r in ranges)
@@ -125,12 +127,19 @@ MAX_TRAIN_ROWS = 256
 training kernel per shape point: O(T³) each)."""
 
 
+MAX_ARD_FEATURES = 3
+"""Most features a dataset may have for the marginal reference under ``ard`` with drawn relevances (each one
+more dimension of the quasi-random shape points)."""
+
+
 def marginal_is_affordable(config: GPConfig, batch: PriorBatch) -> bool:
     """Whether ``marginal_posterior`` reaches its error in seconds per dataset: no periodic term (its period
     makes the posterior over the shape multimodal, beyond a few dozen quasi-random points) and at most
     ``MAX_TRAIN_ROWS`` training rows."""
     periodic = any(t == "periodic" for o in config.kernel.options for t in KernelExpression.parse(o).terms)
-    return not periodic and int(np.max(batch.num_train_rows)) <= MAX_TRAIN_ROWS
+    few_relevances = (not config.ard or config.relevance.is_fixed
+                      or int(np.max(batch.num_features)) <= MAX_ARD_FEATURES)
+    return not periodic and few_relevances and int(np.max(batch.num_train_rows)) <= MAX_TRAIN_ROWS
 
 
 def _grid(value: Range, num_points: int, shift: float, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,39 +152,42 @@ def _grid(value: Range, num_points: int, shift: float, box: np.ndarray) -> tuple
     return u, value.at_quantile(u)
 
 
-def _shape_dims(config: GPConfig, expression: KernelExpression) -> list[tuple[str, int]]:
-    """The drawn shape hyperparameters of one kernel option: (name, term) of each lengthscale and period."""
+def _shape_dims(config: GPConfig, expression: KernelExpression, num_features: int) -> list[tuple[str, int]]:
+    """The drawn shape hyperparameters of one kernel option: (name, term) of each lengthscale and period, and
+    (``relevance``, feature) of each ARD factor."""
     periodic = [t for t, name in enumerate(expression.terms) if name == "periodic"]
     return ([("lengthscale", t) for t in range(len(expression.terms))] if not config.lengthscale.is_fixed
-            else []) + ([("period", t) for t in periodic] if not config.period.is_fixed else [])
+            else []) + ([("period", t) for t in periodic] if not config.period.is_fixed else []) + (
+        [("relevance", f) for f in range(num_features)] if config.ard and not config.relevance.is_fixed else [])
 
 
 def _shape_points(config: GPConfig, expression: KernelExpression, num_slots: int, num_points: int,
-                  rng: np.random.Generator, box_D2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  rng: np.random.Generator, box_D2: np.ndarray,
+                  num_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(N, slots) lengthscales and periods of a scrambled Sobol sample over ``box_D2`` (NaN in unused slots),
-    and its (N, D) quantiles."""
+    (N, num_features) ARD factors (ones without ``ard``) and its (N, D) quantiles."""
     num_terms = len(expression.terms)
     periodic = [t for t, name in enumerate(expression.terms) if name == "periodic"]
-    dims = _shape_dims(config, expression)
+    dims = _shape_dims(config, expression, num_features)
     n = num_points if dims else 1
     lengthscales, periods = np.full((n, num_slots), np.nan), np.full((n, num_slots), np.nan)
     lengthscales[:, :num_terms] = config.lengthscale.low
     periods[:, periodic] = config.period.low
+    relevances = np.full((n, num_features), config.relevance.low if config.ard else 1.0)
     u_ND = np.empty((n, 0))
     if dims:
         u_ND = box_D2[:, 0] + (box_D2[:, 1] - box_D2[:, 0]) * qmc.Sobol(len(dims), scramble=True, seed=rng).random(n)
         for d, (name, t) in enumerate(dims):
-            target = lengthscales if name == "lengthscale" else periods
+            target = {"lengthscale": lengthscales, "period": periods, "relevance": relevances}[name]
             target[:, t] = getattr(config, name).at_quantile(u_ND[:, d])
-    return lengthscales, periods, u_ND
+    return lengthscales, periods, relevances, u_ND
 
 
 def _option_log_terms(x_FR: np.ndarray, y_R: np.ndarray, num_train: int, num_features: int,
                       expression: KernelExpression, num_slots: int, lengthscales_NS: np.ndarray,
-                      periods_NS: np.ndarray, outputscale_P: np.ndarray,
+                      periods_NS: np.ndarray, relevances_NF: np.ndarray, outputscale_P: np.ndarray,
                       noise_P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For one kernel option: log p(D | θ) (N, P) and log p(y_q | D, θ) (N, P, Q) at every point."""
-    train, test = x_FR[:, :num_train], x_FR[:, num_train:]
     codes = expression.codes(num_slots)
     N, T, Q = len(lengthscales_NS), num_train, x_FR.shape[1] - num_train
     eigenvalues_NT, y_NT, cross_NTQ = np.zeros((N, T)), np.zeros((N, T)), np.zeros((N, T, Q))
@@ -183,6 +195,9 @@ def _option_log_terms(x_FR: np.ndarray, y_R: np.ndarray, num_train: int, num_fea
         k_train = np.empty((N, T, T))
         k_cross = np.empty((N, T, Q))
         for i in range(N):
+            scaled_FR = x_FR.copy()
+            scaled_FR[:num_features] /= relevances_NF[i][:, None]
+            train, test = scaled_FR[:, :num_train], np.ascontiguousarray(scaled_FR[:, num_train:])
             args = (num_features, codes, lengthscales_NS[i], periods_NS[i], expression.is_product, 1.0)
             k_train[i] = covariance_matrix(train, train, *args)
             k_cross[i] = covariance_matrix(train, test, *args)
@@ -236,10 +251,10 @@ def _replicate(x_FR: np.ndarray, y_R: np.ndarray, num_train: int, num_features: 
     for k, (option, log_weight) in enumerate(zip(config.kernel.options, np.log(config.kernel.probabilities()),
                                                  strict=True)):
         expression = KernelExpression.parse(option)
-        lengthscales, periods, u_ND = _shape_points(config, expression, config.num_term_slots, num_shape_points,
-                                                    rng, box.shape[k])
+        lengthscales, periods, relevances, u_ND = _shape_points(config, expression, config.num_term_slots,
+                                                                num_shape_points, rng, box.shape[k], num_features)
         evidence_NP, predictive_NPQ = _option_log_terms(x_FR, y_R, num_train, num_features, expression,
-                                                        config.num_term_slots, lengthscales, periods,
+                                                        config.num_term_slots, lengthscales, periods, relevances,
                                                         outputscale_P, noise_P)
         num_points += evidence_NP.size
         weight_NP = log_weight + evidence_NP - np.log(evidence_NP.size)
@@ -287,7 +302,7 @@ def _dataset(x_FR: np.ndarray, y_R: np.ndarray, num_train: int, num_features: in
     (up to ``max_zooms`` times) or, where that does not narrow it, doubles the points (``max_doublings``)."""
     num_shape, num_scale = options.num_shape_points, options.num_scale_points
     box = _Box(scale=np.array([[0.0, 1.0], [0.0, 1.0]]),
-               shape=[np.tile([0.0, 1.0], (len(_shape_dims(config, KernelExpression.parse(o))), 1))
+               shape=[np.tile([0.0, 1.0], (len(_shape_dims(config, KernelExpression.parse(o), num_features)), 1))
                       for o in config.kernel.options])
     zooms = doublings = 0
     while True:

@@ -51,6 +51,9 @@ class _Target:
         if len(config.kernel.options) != 1:
             raise ConfigError(f"slice sampling covers one kernel option, the prior has {config.kernel.options}: "
                               "pass prior.kernel.options=[ONE] (the quadrature reference covers several)")
+        if config.ard:
+            raise ConfigError("slice sampling does not cover per-feature lengthscales (ard=true): the quadrature "
+                              "reference (marginal_posterior) does, up to 3 features")
         self.config = config
         self.expression = KernelExpression.parse(config.kernel.options[0])
         self.num_slots = config.num_term_slots

@@ -35,6 +35,12 @@ class GPPosterior:
         return float(-np.nanmean(self.log_density))
 
 
+def relevance_factors(batch: PriorBatch, b: int) -> np.ndarray:
+    """(F,) float32 ARD factors of dataset ``b``'s features: the sampler divides the float32 inputs by them."""
+    F = batch.x.shape[2]
+    return np.array([batch.hyperparameters[f"relevance_{f}"][b] for f in range(F)], dtype=np.float32)
+
+
 def exact_posterior(batch: PriorBatch) -> GPPosterior:
     """Condition each dataset's GP on its training rows and score its test rows."""
     required = {"kernel", "outputscale", "noise_variance", "jitter", "lengthscale_0", "period_0"}
@@ -51,7 +57,10 @@ def exact_posterior(batch: PriorBatch) -> GPPosterior:
         lengthscales = np.array([hp[f"lengthscale_{t}"][b] for t in range(num_slots)])
         periods = np.array([hp[f"period_{t}"][b] for t in range(num_slots)])
         n_train, n_rows = int(batch.num_train_rows[b]), int(batch.num_rows[b])
-        x_FR = batch.x[b, :n_rows].T.astype(np.float64)
+        x_FR = batch.x[b, :n_rows].T
+        if "relevance_0" in hp:  # ARD: a lengthscale per feature is the shared one on rescaled features
+            x_FR = x_FR / relevance_factors(batch, b)[:, None]
+        x_FR = x_FR.astype(np.float64)
         y_R = batch.y[b, :n_rows].astype(np.float64)
 
         def k(xa_FR, xb_FR, b=b, e=expression, ls=lengthscales, per=periods):

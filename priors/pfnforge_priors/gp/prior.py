@@ -1,8 +1,9 @@
 """``gp``: regression datasets whose targets are exact draws from a Gaussian process.
 
 Per dataset: a kernel expression, one lengthscale (and period, for periodic terms) per term, an
-outputscale and an observation-noise variance are drawn from their hyperpriors; inputs are uniform on
-[0, 1]^F or standard normal; ``y ~ N(0, outputscale · k(X, X) + noise_variance · I)``. Every drawn value
+outputscale and an observation-noise variance are drawn from their hyperpriors (with ``ard``, also one relevance
+factor per feature, so that each feature has its own lengthscale); inputs are uniform on [0, 1]^F or standard
+normal; ``y ~ N(0, outputscale · k(X, X) + noise_variance · I)``. Every drawn value
 travels with the batch: ``exact_posterior`` reads them for the posterior given the drawn hyperparameters (the
 Bayes-optimal answer when they are fixed), and ``marginal_posterior`` integrates over the hyperpriors instead
 (the Bayes-optimal answer when they are drawn).
@@ -51,6 +52,12 @@ class GPConfig(PriorConfig):
     """Period of each periodic term (> 0); unused by other terms."""
     inputs: InputDistribution = InputDistribution.uniform
     """Distribution of the features: uniform on [0, 1] or standard normal."""
+    ard: bool = False
+    """Automatic relevance determination: one lengthscale per feature, the term's lengthscale times the feature's
+    own factor drawn from ``relevance`` (per dataset and feature; recorded as ``relevance_<f>``)."""
+    relevance: Range = field(default_factory=lambda: Range(low=0.25, high=4.0, scale=Scale.log))
+    """Factor on each feature's lengthscale under ``ard`` (> 0): the function varies slowly along a feature with
+    a large factor (nearly irrelevant) and fast along one with a small factor."""
     enable_variable_num_features: bool = False
     """Draw the number of features used per dataset uniformly from 1..F (the rest stay zero)."""
     initial_jitter: float = 1e-8
@@ -61,7 +68,7 @@ class GPConfig(PriorConfig):
     def __post_init__(self) -> None:
         for option in self.kernel.options:
             KernelExpression.parse(option)  # raises ConfigError naming a bad expression
-        for name in ("lengthscale", "outputscale", "noise_variance", "period"):
+        for name in ("lengthscale", "outputscale", "noise_variance", "period", "relevance"):
             getattr(self, name).check(name, above=0.0)
         if not self.initial_jitter > 0:
             raise ConfigError(f"initial_jitter={self.initial_jitter} is out of range: it must be > 0")
@@ -101,10 +108,12 @@ class GPPrior(Prior):
                  else rng.standard_normal((B, F, R), dtype=np.float32))
         x_BFR[np.arange(F)[None, :] >= num_features_B[:, None]] = 0.0
         z_BR = rng.standard_normal((B, R))
+        relevance_BF = cfg.relevance.sample(rng, B * F).reshape(B, F) if cfg.ard else np.ones((B, F))
+        kernel_x_BFR = x_BFR / relevance_BF[:, :, None].astype(np.float32) if cfg.ard else x_BFR
 
         y_BR = np.empty((B, R), dtype=np.float32)
         jitter_B = np.zeros(B)
-        failed = sample_gp_targets(x_BFR, num_features_B, kinds_BT, lengthscales_BT,
+        failed = sample_gp_targets(kernel_x_BFR, num_features_B, kinds_BT, lengthscales_BT,
                                    periods_BT, is_product_B, outputscale_B, noise_variance_B, z_BR,
                                    cfg.initial_jitter, cfg.max_jitter_tries, y_BR, jitter_B)
         if failed >= 0:
@@ -115,6 +124,8 @@ class GPPrior(Prior):
         hyperparameters.update({f"lengthscale_{t}": lengthscales_BT[:, t] for t in range(T)})
         hyperparameters.update({f"period_{t}": periods_BT[:, t] for t in range(T)})
         hyperparameters.update(outputscale=outputscale_B, noise_variance=noise_variance_B, jitter=jitter_B)
+        if cfg.ard:
+            hyperparameters.update({f"relevance_{f}": relevance_BF[:, f] for f in range(F)})
         return PriorBatch(x=np.ascontiguousarray(x_BFR.transpose(0, 2, 1)), y=y_BR, num_rows=R,
                           num_features=num_features_B, num_train_rows=shape.num_train_rows, num_classes=0,
                           prior=self.name, hyperparameters=hyperparameters)
