@@ -25,6 +25,8 @@ from pfnforge.errors import ConfigError, PluginError, UnknownPriorError
 from pfnforge.prior import PriorConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pfnforge.model.api import ArchitectureConfig
 
 
@@ -108,16 +110,76 @@ def _compose(overrides: list[str]) -> DictConfig:
 
 
 def to_prior_config(node: DictConfig) -> PriorConfig:
-    """Instantiate and validate the typed config behind a composed ``prior`` node."""
+    """Instantiate and validate the typed config behind a composed ``prior`` node. A key the config does not
+    have (added with Hydra's ``+prior.KEY=...``) is refused with the valid keys."""
     config_type = OmegaConf.get_type(node)
     if not (isinstance(config_type, type) and issubclass(config_type, PriorConfig)):
         raise ConfigError("the prior config is untyped: a prior preset must start with "
                           "`defaults: [<prior name>, _self_]`")
+    unknown = _unknown_key(node)
+    if unknown is not None:
+        path, valid = unknown
+        close = difflib.get_close_matches(path.rsplit(".", 1)[-1], valid, n=1)
+        hint = f" Did you mean {'.'.join([*path.split('.')[:-1], close[0]])!r}?" if close else ""
+        raise ConfigError(f"prior config {config_type.__name__} has no key {path!r}.{hint} Valid keys there: "
+                          f"{', '.join(valid)} (see `pfnforge priors show {_prior_name(config_type)}`)")
     try:
         return OmegaConf.to_object(node)
     except (ConfigError, OmegaConfBaseException) as error:
         field = _invalid_field(node)
         raise ConfigError(f"prior config{' ' + field if field else ''}: {error}") from error
+
+
+def _prior_name(config_type: type) -> str:
+    """The installed prior whose ``Config`` is ``config_type`` (for messages)."""
+    for name in registry.discover():
+        try:
+            if registry.load_prior_class(name).Config is config_type:
+                return name
+        except PluginError:
+            continue
+    return "NAME"
+
+
+def _unknown_key(node: DictConfig, path: str = "") -> tuple[str, list[str]] | None:
+    """The dotted path of the first key that a typed (dataclass) node's schema lacks, and that node's valid
+    keys; ``None`` when every key is known."""
+    schema = OmegaConf.get_type(node)
+    if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+        valid = [f.name for f in dataclasses.fields(schema)]
+        for key in node.keys():
+            if key not in valid:
+                return f"{path}{key}", valid
+    for key, child in node.items_ex(resolve=False):
+        if isinstance(child, DictConfig):
+            found = _unknown_key(child, f"{path}{key}.")
+            if found is not None:
+                return found
+    return None
+
+
+def unknown_override_error(message: str, compose_without: Callable[[str], DictConfig]) -> ConfigError | None:
+    """For Hydra's "Could not override 'prior.KEY'" (or ``model.KEY``): the error naming the bad key, the close
+    match and the valid keys there; ``compose_without(path)`` composes the config without that override."""
+    bad = re.search(r"Could not (?:override|append to) '((?:prior|model)\.[^']+)'", message)
+    if not bad:
+        return None
+    parts = bad.group(1).split(".")
+    root = compose_without(bad.group(1))
+    node = root
+    for depth, part in enumerate(parts):
+        if not isinstance(node, DictConfig):
+            return None
+        if part not in node:
+            valid = list(node.keys())
+            close = difflib.get_close_matches(part, valid, n=1)
+            hint = f" Did you mean {'.'.join([*parts[:depth], close[0]])!r}?" if close else ""
+            where = (f" (see `pfnforge priors show {_prior_name(OmegaConf.get_type(root.prior))}`)"
+                     if parts[0] == "prior" and depth else "")
+            return ConfigError(f"there is no config key {'.'.join(parts[:depth + 1])!r}.{hint} Valid keys there: "
+                               f"{', '.join(valid)}{where}")
+        node = node[part]
+    return None
 
 
 def _invalid_field(node: DictConfig, path: str = "") -> str | None:

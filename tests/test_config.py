@@ -67,3 +67,40 @@ def test_bad_batch_shapes_are_refused(kwargs, fragment):
     shape = {"num_datasets": 2, "num_rows": 10, "num_features": 1, "num_train_rows": 5} | kwargs
     with pytest.raises(ConfigError, match=fragment):
         BatchShape(**shape)
+
+
+@pytest.mark.parametrize(("overrides", "fragments"), [
+    (["+prior.lenghtscale.low=0.1"], ["'lenghtscale'", "Did you mean 'lengthscale'", "priors show gp"]),
+    (["+prior.lengthscale.lw=0.1"], ["'lengthscale.lw'", "Did you mean 'lengthscale.low'", "low, high, scale"]),
+    (["prior.lenghtscale.low=0.1"], ["'prior.lenghtscale'", "Did you mean 'prior.lengthscale'", "priors show gp"]),
+    (["prior=scm", "prior.node_widht.high=3"], ["Did you mean 'prior.node_width'", "priors show scm"]),
+    (["model.embed_dimm=8"], ["Did you mean 'model.embed_dim'", "num_layers"]),
+    (["+model.embed_dimm=8"], ["'embed_dimm'", "valid keys", "num_layers"]),
+])
+def test_a_misspelled_training_key_is_refused_with_the_valid_keys(overrides, fragments):
+    from pfnforge.cli.train import compose_train_config
+    from pfnforge.config import to_model_config, to_prior_config
+
+    with pytest.raises(ConfigError) as caught:
+        cfg = compose_train_config(overrides)
+        to_prior_config(cfg.prior)
+        to_model_config(cfg.model)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_every_model_field_overrides_without_a_plus():
+    import dataclasses
+
+    from pfnforge.cli.train import compose_train_config
+    from pfnforge.config import to_model_config
+
+    for preset in ("small", "cellwise_tiny", "colrow_tiny"):
+        base = to_model_config(compose_train_config([f"model={preset}"]).model)
+        for field in dataclasses.fields(base):
+            value = getattr(base, field.name)
+            if value is None or isinstance(value, str):
+                continue
+            changed = (not value) if isinstance(value, bool) else 2 * value if isinstance(value, int) else value + 0.25
+            cfg = compose_train_config([f"model={preset}", f"model.{field.name}={changed}"])
+            assert getattr(to_model_config(cfg.model), field.name) == changed, (preset, field.name)

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, open_dict
 
-from pfnforge.config import config_dir, register_configs
+from pfnforge.config import config_dir, register_configs, unknown_override_error
 from pfnforge.errors import ConfigError
 
 
@@ -28,7 +28,11 @@ def compose_train_config(overrides: list[str]) -> DictConfig:
         try:
             return compose(config_name="train", overrides=list(overrides))
         except HydraException as error:
-            raise ConfigError(str(error)) from error
+            def without(path: str) -> DictConfig:
+                kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != path]
+                return compose(config_name="train", overrides=kept)
+
+            raise (unknown_override_error(str(error), without) or ConfigError(str(error))) from error
 
 
 def run_train(args: argparse.Namespace) -> int:
