@@ -56,3 +56,38 @@ def test_compare_writes_tables_and_a_parent_run_with_a_child_per_prior(tmp_path,
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.info.run_name for r in children) == ["bnn", "gp"]
     assert all("diversity" in r.data.metrics and "linear_fit" in r.data.metrics for r in children)
+
+
+def test_transfer_trains_on_each_prior_and_scores_every_prior_of_its_task(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = ["priors", "compare", "gp", "scm", "--transfer", "40", "--batches", "1", "--datasets", "8",
+               "--rows", "60", "--features", "3", "--out", str(tmp_path / "out"), "--tracking-uri", uri]
+    assert main(command) == 0
+    matrix = pd.read_csv(tmp_path / "out" / "transfer.csv").set_index("trained on")
+    assert list(matrix.index) == ["gp", "scm"]
+    assert list(matrix.columns) == ["gp", "scm", "real:classification", "real:regression"]
+    # scored where the tasks match, blank where they differ
+    assert np.isfinite(matrix.loc["gp", ["gp", "real:regression"]]).all()
+    assert np.isfinite(matrix.loc["scm", ["scm", "real:classification"]]).all()
+    assert matrix.loc["gp", ["scm", "real:classification"]].isna().all()
+    assert matrix.loc["scm", ["gp", "real:regression"]].isna().all()
+    assert (tmp_path / "out" / "transfer.png").is_file() and "trained on" in capsys.readouterr().out
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("pfnforge-priors").experiment_id])
+    assert {"transfer-gp", "transfer-scm"} <= {r.info.run_name for r in runs}  # the trainings, tracked
+    child = next(r for r in runs if r.info.run_name == "gp")
+    assert child.data.metrics["transfer_nll/gp"] == matrix.loc["gp", "gp"]
+    # the same command again reuses the finished trainings and scores the same held-out batches
+    assert main(command) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / "transfer.csv").set_index("trained on"), matrix)
+
+
+def test_a_longer_training_on_a_prior_scores_better_on_it(tmp_path):
+    from pfnforge.compare_transfer import TransferConfig, transfer_matrix
+
+    gp = {"gp": registry.build_prior(compose_prior_config("gp"))}
+    shape = BatchShape(num_datasets=16, num_rows=60, num_features=2, num_train_rows=30)
+    nll = {steps: transfer_matrix(gp, {}, TransferConfig(steps=steps, shape=shape, out=tmp_path / str(steps),
+                                                         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+                                  progress=lambda _: None).loc[0, "gp"] for steps in (2, 150)}
+    assert nll[150] < nll[2] - 0.1

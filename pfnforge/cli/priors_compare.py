@@ -33,7 +33,7 @@ def _plot(frames: dict[str, pd.DataFrame], path) -> None:
     plt.close(figure)
 
 
-def _log(uri: str, table: pd.DataFrame, files: list, params: dict) -> str:
+def _log(uri: str, table: pd.DataFrame, files: list, params: dict, transfer: pd.DataFrame | None) -> str:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
@@ -45,11 +45,14 @@ def _log(uri: str, table: pd.DataFrame, files: list, params: dict) -> str:
     for path in files:
         client.log_artifact(parent, str(path))
     now = int(time.time() * 1000)
+    scored = {} if transfer is None else {row.pop("trained on"): row for row in transfer.to_dict("records")}
     for row in table.to_dict("records"):
         child = client.create_run(experiment, run_name=row["prior"].replace(":", "-"),
                                   tags={"mlflow.parentRunId": parent}).info.run_id
-        client.log_batch(child, metrics=[Metric(k, float(v), now, 0) for k, v in row.items()
-                                         if k != "prior" and pd.notna(v)])
+        metrics = {k: v for k, v in row.items() if k != "prior"}
+        metrics.update({f"transfer_nll/{target.replace(':', '-')}": v
+                        for target, v in scored.get(row["prior"], {}).items()})
+        client.log_batch(child, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if pd.notna(v)])
         client.set_terminated(child)
     client.set_terminated(parent)
     return parent
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     if min(args.batches, args.datasets, args.rows, args.features) < 1:
         raise ConfigError("--batches, --datasets, --rows and --features must be >= 1")
+    if args.transfer < 0:
+        raise ConfigError(f"--transfer {args.transfer}: give the training steps per prior (>= 1), or leave it out")
     priors = {name: registry.build_prior(compose_prior_config(name)) for name in args.names}
     real = {}
     if args.real != "none":
@@ -80,10 +85,24 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "compare.md").write_text(markdown)
     _plot(frames, args.out / "compare.png")
     print(markdown)
-    print(f"tables and plot in {args.out}")
+    files = [args.out / n for n in ("compare.csv", "compare.md", "compare.png", "meta_features.csv")]
+    uri = tracking_uri_or_default(args.tracking_uri)
+    transfer = None
+    if args.transfer:
+        from pfnforge.compare_transfer import TransferConfig, plot_transfer, transfer_matrix
+
+        transfer = transfer_matrix(priors, real, TransferConfig(steps=args.transfer, shape=shape, seed=args.seed,
+                                                                out=args.out, tracking_uri=uri))
+        transfer.to_csv(args.out / "transfer.csv", index=False)
+        (args.out / "transfer.md").write_text(markdown_table(transfer, digits=3))
+        plot_transfer(transfer, args.out / "transfer.png")
+        print("\nmean test NLL of a tiny PFN trained on each row's prior, scored on each column's data:\n")
+        print(markdown_table(transfer, digits=3))
+        files += [args.out / n for n in ("transfer.csv", "transfer.md", "transfer.png")]
+    print(f"tables and plots in {args.out}")
     if not args.no_mlflow:
-        files = [args.out / n for n in ("compare.csv", "compare.md", "compare.png", "meta_features.csv")]
         params = {"priors": ",".join(args.names), "real": args.real, "batches": args.batches,
-                  "shape": f"{args.datasets}x{args.rows}x{args.features}", "seed": args.seed}
-        print(f"MLflow run {_log(tracking_uri_or_default(args.tracking_uri), table, files, params)}")
+                  "shape": f"{args.datasets}x{args.rows}x{args.features}", "seed": args.seed,
+                  "transfer_steps": args.transfer}
+        print(f"MLflow run {_log(uri, table, files, params, transfer)}")
     return 0

@@ -32,6 +32,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--out", type=Path, default=Path("priors-compare"), help="tables and plot go here")
     compare.add_argument("--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     compare.add_argument("--no-mlflow", action="store_true", help="write files only")
+    compare.add_argument("--transfer", type=int, default=0, metavar="STEPS",
+                         help="also train a tiny PFN for STEPS steps on each prior and score it on every prior of "
+                              "its task and on the real tables (the cross-prior NLL matrix)")
     compare.set_defaults(run=run_compare)
     api = sub.add_parser("api", help="the API reference for prior authors as Markdown (docs/priors/api.md)")
     api.add_argument("--out", type=Path, help="write it here (default: print it)")
