@@ -129,3 +129,25 @@ def test_a_crashed_and_resumed_training_is_one_mlflow_run(tmp_path, mlflow_serve
     assert max(steps) == 7 and set(range(8)) <= set(steps)  # the metrics continue at the resumed step
     assert run.data.params["trainer/max_steps"] == "6"  # params stay; the change is a tag
     assert run.data.tags["changed_on_resume/trainer/max_steps"] == "8"
+
+
+def test_the_spool_keeps_order_and_count_through_a_failed_drain(tmp_path):
+    from pfnforge.train.spool import MetricSpool
+
+    spool = MetricSpool(tmp_path / "spool.jsonl")
+    assert len(spool) == 0
+    for step in range(5):
+        spool.append({"step": step, "timestamp": step, "metrics": {"loss": float(step)}})
+    assert len(spool) == 5 and len(MetricSpool(spool.path)) == 5  # a fresh reader counts the file
+    sent: list[int] = []
+
+    def flaky(records):
+        if sent:
+            raise ConnectionError("server down")
+        sent.extend(r["step"] for r in records)
+
+    with pytest.raises(ConnectionError):
+        spool.drain(flaky, chunk=2)
+    assert sent == [0, 1] and len(spool) == 3 and len(MetricSpool(spool.path)) == 3
+    assert spool.drain(lambda records: sent.extend(r["step"] for r in records)) == 3
+    assert sent == [0, 1, 2, 3, 4] and len(spool) == 0 and not spool.path.exists()

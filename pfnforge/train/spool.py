@@ -18,16 +18,22 @@ Record = dict
 
 
 class MetricSpool:
-    """An append-only file of unsent metric records, drained front to back."""
+    """An append-only file of unsent metric records, drained front to back. Its length is counted from the
+    file once and then kept in memory (this process is the file's only writer), so asking it on every logged
+    metric while the server is down costs nothing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._count: int | None = None
 
     def __len__(self) -> int:
-        if not self.path.is_file():
-            return 0
-        with self.path.open() as handle:
-            return sum(1 for line in handle if line.strip())
+        if self._count is None:
+            if not self.path.is_file():
+                self._count = 0
+            else:
+                with self.path.open() as handle:
+                    self._count = sum(1 for line in handle if line.strip())
+        return self._count
 
     def append(self, record: Record) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +41,7 @@ class MetricSpool:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        self._count = len(self) + 1 if self._count is not None else None
 
     def drain(self, send: Callable[[list[Record]], None], chunk: int = 200) -> int:
         """Send the records in order, ``chunk`` at a time; stop at the first failure (it propagates) and keep what
@@ -53,6 +60,7 @@ class MetricSpool:
         return sent
 
     def _keep(self, records: list[Record]) -> None:
+        self._count = len(records)
         if not records:
             self.path.unlink(missing_ok=True)
             return
