@@ -137,3 +137,33 @@ def write_features(rng: np.random.Generator, values_NR: np.ndarray, feature_node
         for r in range(num_rows):
             x_RF[r, j] = column[r]
     return total_missing
+
+
+@numba.njit(cache=True)
+def inject_outliers(x_RF: np.ndarray, rows: np.ndarray, columns: np.ndarray, sizes: np.ndarray) -> None:
+    """Set cell (``rows[i]``, ``columns[i]``) to its column's mean plus ``sizes[i]`` of its standard deviations
+    (both over the column's present values, before any outlier; 1 where the column is constant). Missing cells
+    stay missing."""
+    num_rows, num_columns = x_RF.shape
+    mean, std = np.zeros(num_columns), np.ones(num_columns)
+    needed = np.zeros(num_columns, dtype=np.bool_)
+    for i in range(columns.shape[0]):
+        needed[columns[i]] = True
+    for j in range(num_columns):
+        if not needed[j]:
+            continue
+        total, squares, count = 0.0, 0.0, 0
+        for r in range(num_rows):
+            value = x_RF[r, j]
+            if not math.isnan(value):
+                total += value
+                squares += value * value
+                count += 1
+        if count:
+            mean[j] = total / count
+            variance = max(squares / count - mean[j] * mean[j], 0.0)
+            std[j] = math.sqrt(variance) if variance > 0 else 1.0
+    for i in range(rows.shape[0]):
+        r, j = rows[i], columns[i]
+        if not math.isnan(x_RF[r, j]):
+            x_RF[r, j] = mean[j] + sizes[i] * std[j]

@@ -22,7 +22,14 @@ from pfnforge.errors import ConfigError
 from pfnforge.prior import BatchShape, Prior, PriorConfig, Task
 from pfnforge_priors.scm.config import SCMConfig
 from pfnforge_priors.scm.graph import SCMGraph, sample_graph
-from pfnforge_priors.scm.mechanisms import MCAR, NO_MISSING, VALUE_DEPENDENT, evaluate_graph, write_features
+from pfnforge_priors.scm.mechanisms import (
+    MCAR,
+    NO_MISSING,
+    VALUE_DEPENDENT,
+    evaluate_graph,
+    inject_outliers,
+    write_features,
+)
 
 MISSINGNESS = {NO_MISSING: "none", MCAR: "mcar", VALUE_DEPENDENT: "value_dependent"}
 META_LEVEL = ("num_latent_nodes", "num_parents", "weight_scale", "noise_std")
@@ -148,14 +155,8 @@ def _corrupt_features(rng: np.random.Generator, x_RF: np.ndarray, categorical: n
         cells = rng.binomial(R * len(numeric), outlier_rate)
         if cells:
             flat = rng.choice(R * len(numeric), cells, replace=False)
-            rows, which = flat // len(numeric), flat % len(numeric)
-            columns = numeric[which]
-            with np.errstate(invalid="ignore"):
-                mean, std = np.nanmean(x_RF[:, numeric], axis=0), np.nanstd(x_RF[:, numeric], axis=0)
-            mean, std = np.nan_to_num(mean)[which], np.nan_to_num(std)[which]
-            size = rng.uniform(5.0, 20.0, cells) * rng.choice([-1.0, 1.0], cells)
-            outliers = mean + size * np.where(std > 0, std, 1.0)
-            x_RF[rows, columns] = np.where(np.isnan(x_RF[rows, columns]), np.nan, outliers)
+            sizes = rng.uniform(5.0, 20.0, cells) * rng.choice([-1.0, 1.0], cells)
+            inject_outliers(x_RF, flat // len(numeric), numeric[flat % len(numeric)], sizes)
     if redundant_fraction > 0 and F > 1:
         for j in np.flatnonzero(rng.random(F - 1) < redundant_fraction) + 1:
             first, second = rng.integers(0, j, 2)
