@@ -147,7 +147,7 @@ def _unknown_key(node: DictConfig, path: str = "") -> tuple[str, list[str]] | No
     schema = OmegaConf.get_type(node)
     if isinstance(schema, type) and dataclasses.is_dataclass(schema):
         valid = [f.name for f in dataclasses.fields(schema)]
-        for key in node.keys():
+        for key in node:
             if key not in valid:
                 return f"{path}{key}", valid
     for key, child in node.items_ex(resolve=False):

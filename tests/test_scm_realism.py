@@ -9,11 +9,13 @@ from scipy import stats
 
 from tests.test_scm_prior import PLAIN, _prior, _shape
 
-CAUSE_AND_EFFECT = ["classification=false", "num_features.low=1", "num_features.high=1", "num_latent_nodes.low=0", "num_latent_nodes.high=0",
+CAUSE_AND_EFFECT = ["classification=false", "num_features.low=1", "num_features.high=1", "num_latent_nodes.low=0",
+                    "num_latent_nodes.high=0",
                     "num_root_nodes.high=1", "irrelevant_fraction.high=0", "tree_fraction.high=0",
                     "activations.options=[identity]", "root_distribution.options=[normal]",
                     "noise_std.low=0.5", "noise_std.high=0.5"]
 """Two nodes: one normal root read as the only feature, and the target, a linear function of it plus noise."""
+ALL_CATEGORICAL = ["categorical_fraction.low=1", "categorical_fraction.high=1"]
 
 
 def _residuals(batch) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +29,7 @@ def _residuals(batch) -> tuple[np.ndarray, np.ndarray]:
 
 def test_permuted_category_codes_lose_the_order_of_the_values():
     def mean_rank_correlation(permutation: str) -> float:
-        prior = _prior(*CAUSE_AND_EFFECT, "categorical_fraction.low=1", "categorical_fraction.high=1", "num_categories.low=5",
+        prior = _prior(*CAUSE_AND_EFFECT, *ALL_CATEGORICAL, "num_categories.low=5",
                        "num_categories.high=8", "missing_dataset_probability=0", f"category_permutation={permutation}")
         batch = prior.sample(np.random.default_rng(0), _shape(200, 200, 1))
         return float(np.mean([abs(stats.spearmanr(batch.x[b, :, 0], batch.y[b])[0]) for b in range(200)]))
@@ -37,11 +39,11 @@ def test_permuted_category_codes_lose_the_order_of_the_values():
 
 
 def test_heavy_tailed_category_counts_reach_beyond_ten():
-    prior = _prior("categorical_fraction.low=1", "categorical_fraction.high=1", "missing_dataset_probability=0", "num_features.low=20")
+    prior = _prior(*ALL_CATEGORICAL, "missing_dataset_probability=0", "num_features.low=20")
     batch = prior.sample(np.random.default_rng(1), _shape(40, 1000, 20))
     counts = np.array([len(np.unique(batch.x[b, :, j])) for b in range(40) for j in range(20)])
     assert (counts > 10).mean() > 0.2 and counts.max() <= 30
-    capped = _prior("categorical_fraction.low=1", "categorical_fraction.high=1", "missing_dataset_probability=0", "num_categories.high=10")
+    capped = _prior(*ALL_CATEGORICAL, "missing_dataset_probability=0", "num_categories.high=10")
     batch = capped.sample(np.random.default_rng(1), _shape(40, 1000, 20))
     assert max(len(np.unique(batch.x[b, :, j])) for b in range(40) for j in range(batch.num_features[b])) <= 10
 

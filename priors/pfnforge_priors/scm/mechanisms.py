@@ -105,8 +105,9 @@ def write_features(rng: np.random.Generator, values_NR: np.ndarray, feature_node
 
     Column j is categorical when it has category rows (``category_offsets[j] < category_offsets[j + 1]``):
     its ordinal codes count the values of those rows below each value, and code k is then written as
-    ``category_codes[category_offsets[j] + j + k]`` (a permutation of 0..K, or the identity). Otherwise it is warped (``warp[j]``) and then
-    quantised when ``quantize_levels[j] >= 2``. Missing values come last, from uniforms drawn from ``rng``.
+    ``category_codes[category_offsets[j] + j + k]`` (a permutation of 0..K, or the identity). Otherwise it is
+    warped (``warp[j]``) and then quantised when ``quantize_levels[j] >= 2``. Missing values come last, from
+    uniforms drawn from ``rng``.
     """
     num_rows = values_NR.shape[1]
     column = np.empty(num_rows)

@@ -94,8 +94,9 @@ class SCMPrior(Prior):
                 heavy_tailed_fraction=h["heavy_tailed_noise_fraction"][b])
             values_NR = np.empty((graph.num_nodes, R))
             evaluate_graph(rng, graph.parent_offsets, graph.parents, graph.weights, graph.kind, graph.code, graph.gain,
-                           graph.shift, graph.noise_std, graph.noise_df, graph.heteroscedastic, graph.tree_depth, graph.split_offsets, graph.split_input,
-                           graph.split_row, graph.leaf_offsets, graph.leaf_value, values_NR)
+                           graph.shift, graph.noise_std, graph.noise_df, graph.heteroscedastic, graph.tree_depth,
+                           graph.split_offsets, graph.split_input, graph.split_row, graph.leaf_offsets,
+                           graph.leaf_value, values_NR)
             categorical = self._write_features(rng, graph, values_NR, b, h, int(missing[b]), x_BRF[b])
             num_categorical[b] = int(categorical.sum())
             _corrupt_features(extra, x_BRF[b, :, :len(categorical)], categorical, h["outlier_rate"][b],
