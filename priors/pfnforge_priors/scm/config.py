@@ -114,8 +114,8 @@ class SCMConfig(PriorConfig):
     noise_df: Range = field(default_factory=lambda: Range(low=2.5, high=10.0, scale=Scale.log))
     """Degrees of freedom of Student-t noise, per node (> 2, so the variance is finite)."""
     label_noise: Range = field(default_factory=lambda: _fraction(0.0))
-    """Classification: fraction of rows whose class is replaced by another class drawn uniformly, per dataset.
-    In [0, 1]."""
+    """Classification: fraction of rows whose class is replaced by another class drawn uniformly, per dataset
+    (a class of very few rows can lose all of them). In [0, 1]."""
     redundant_fraction: Range = field(default_factory=lambda: _fraction(0.0))
     """Probability that a feature column (after the first) is redundant, per dataset: an exact copy of an
     earlier column or (half of them) a random linear combination of two earlier ones. In [0, 1]."""
