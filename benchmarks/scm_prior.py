@@ -4,6 +4,7 @@ The anchors run in their own virtual environment (benchmark-only; never dependen
 
     python3 -m venv /tmp/anchors-venv && /tmp/anchors-venv/bin/pip install torch==2.13.0
     /tmp/anchors-venv/bin/pip install tabpfn==0.1.11 tabicl xgboost   # xgboost: TabICL's tree SCM needs it
+    /tmp/anchors-venv/bin/pip install gpytorch   # tabpfn 0.1.11's priors import it without requiring it
     python benchmarks/scm_prior.py --anchor-python /tmp/anchors-venv/bin/python [--rounds 2]
     python benchmarks/scm_prior.py --anchor-python - --only-ours   # pfnforge alone: 1 vs 2 processes
     python benchmarks/scm_prior.py --anchor-python /tmp/anchors-venv/bin/python --additions   # cost of each part

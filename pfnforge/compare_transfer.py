@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pfnforge.prior import BatchShape, Prior, Task
+from pfnforge.prior import BatchShape, Prior
 
 
 @dataclass(kw_only=True)
@@ -41,10 +41,6 @@ class TransferConfig:
     """The trained runs go to ``out/transfer/<prior>``."""
     tracking_uri: str = "sqlite:///mlflow.db"
     """Where the training runs are tracked."""
-
-
-def _task(prior: Prior) -> str:
-    return "classification" if prior.task is Task.classification else "regression"
 
 
 def train_on(name: str, config: TransferConfig):
@@ -69,28 +65,30 @@ def train_on(name: str, config: TransferConfig):
 
 
 def _mean_nll(trained, batches: list) -> float:
+    """Mean test NLL over the datasets of ``batches`` whose task the model has a head for (NaN: none)."""
     from pfnforge.evaluation.prior_scores import pfn_scores
 
+    heads = {"classification", "regression"} if trained.task == "mixed" else {trained.task}
     values = []
     for batch in batches:
-        usable = np.broadcast_to(batch.num_classes, (batch.num_datasets,)) <= trained.model.config.max_classes
-        if not usable.any():
-            continue
+        num_classes = np.broadcast_to(batch.num_classes, (batch.num_datasets,))
         T = int(np.broadcast_to(batch.num_train_rows, (batch.num_datasets,))[0])
-        num_classes = np.broadcast_to(batch.num_classes, (batch.num_datasets,))[usable]
-        y = batch.y[usable]
-        if not num_classes.any():  # regression: every dataset in the units of its training rows' spread
-            mean, std = y[:, :T].mean(1, keepdims=True), y[:, :T].std(1, keepdims=True)
-            y = ((y - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
-        scores = pfn_scores(trained, batch.x[usable], y, T, num_classes)
-        values.append(scores["nll"].mean(axis=1))
+        for task, rows in (("classification", (num_classes > 0) & (num_classes <= trained.model.config.max_classes)),
+                           ("regression", num_classes == 0)):
+            if task not in heads or not rows.any():
+                continue
+            y = batch.y[rows]
+            if task == "regression":  # every dataset in the units of its training rows' spread
+                mean, std = y[:, :T].mean(1, keepdims=True), y[:, :T].std(1, keepdims=True)
+                y = ((y - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+            values.append(pfn_scores(trained, batch.x[rows], y, T, num_classes[rows])["nll"].mean(axis=1))
     return float(np.concatenate(values).mean()) if values else float("nan")
 
 
 def transfer_matrix(priors: dict[str, Prior], real: dict[str, Prior], config: TransferConfig,
                     progress=print) -> pd.DataFrame:
     """Rows: the prior each model was trained on; columns: what it was scored on (every prior, then
-    ``real:<task>``); NaN where the tasks differ."""
+    ``real:<task>``); NaN where the model has no head for the column's task."""
     if config.steps < 1:
         from pfnforge.errors import ConfigError
 
@@ -103,14 +101,10 @@ def transfer_matrix(priors: dict[str, Prior], real: dict[str, Prior], config: Tr
     held_out = {name: [prior.sample(np.random.default_rng(seeds[i * config.num_batches + k]), scored_shape)
                        for k in range(config.num_batches)] for i, (name, prior) in enumerate(targets.items())}
     rows = []
-    for name, prior in priors.items():
+    for name in priors:
         progress(f"transfer: training a tiny PFN on {name} for {config.steps} steps")
         trained = train_on(name, config)
-        row = {"trained on": name}
-        for target, target_prior in targets.items():
-            same_task = _task(target_prior) == _task(prior)
-            row[target] = _mean_nll(trained, held_out[target]) if same_task else float("nan")
-        rows.append(row)
+        rows.append({"trained on": name, **{target: _mean_nll(trained, held_out[target]) for target in targets}})
     return pd.DataFrame(rows)
 
 
