@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     priors = {name: registry.build_prior(compose_prior_config(name)) for name in args.names}
     real = {}
     if args.real != "none":
-        tasks = {"classification" if p.task is Task.classification else "regression" for p in priors.values()}
+        tasks = sorted({"classification" if p.task is Task.classification else "regression" for p in priors.values()})
         real = {task: registry.build_prior(compose_prior_config(
             "tables", [f"source={args.real}", f"classification={task == 'classification'}"])) for task in tasks}
         for prior in real.values():
