@@ -166,7 +166,19 @@ def unknown_override_error(message: str, compose_without: Callable[[str], DictCo
         return None
     parts = bad.group(1).split(".")
     root = compose_without(bad.group(1))
-    node = root
+    missing = _missing_key(root, parts)
+    if missing is None:
+        return None
+    depth, hint, valid = missing
+    where = (f" (see `pfnforge priors show {_prior_name(OmegaConf.get_type(root.prior))}`)"
+             if parts[0] == "prior" and depth else "")
+    return ConfigError(f"there is no config key {'.'.join(parts[:depth + 1])!r}.{hint} Valid keys there: "
+                       f"{', '.join(valid)}{where}")
+
+
+def _missing_key(node: DictConfig, parts: list[str]) -> tuple[int, str, list[str]] | None:
+    """Walk ``parts`` down ``node``: the depth of the first part that is not there, a "Did you mean" hint for
+    it, and the keys that are there; ``None`` when every part exists (or the walk leaves the config nodes)."""
     for depth, part in enumerate(parts):
         if not isinstance(node, DictConfig):
             return None
@@ -174,10 +186,7 @@ def unknown_override_error(message: str, compose_without: Callable[[str], DictCo
             valid = list(node.keys())
             close = difflib.get_close_matches(part, valid, n=1)
             hint = f" Did you mean {'.'.join([*parts[:depth], close[0]])!r}?" if close else ""
-            where = (f" (see `pfnforge priors show {_prior_name(OmegaConf.get_type(root.prior))}`)"
-                     if parts[0] == "prior" and depth else "")
-            return ConfigError(f"there is no config key {'.'.join(parts[:depth + 1])!r}.{hint} Valid keys there: "
-                               f"{', '.join(valid)}{where}")
+            return depth, hint, valid
         node = node[part]
     return None
 
@@ -207,15 +216,9 @@ def _explain(error: Exception, name: str) -> Exception:
 
 def _unknown_key_error(name: str, path: str, message: str) -> ConfigError:
     parts = path.removeprefix("prior.").split(".")
-    node = _compose([f"+prior={name}"]).prior
-    for depth, part in enumerate(parts):
-        if not isinstance(node, DictConfig):
-            break
-        if part not in node:
-            valid = list(node.keys())
-            close = difflib.get_close_matches(part, valid, n=1)
-            hint = f" Did you mean {'.'.join([*parts[:depth], close[0]])!r}?" if close else ""
-            return ConfigError(f"prior {name!r} has no config key {'.'.join(parts[:depth + 1])!r}.{hint} "
-                               f"Valid keys there: {', '.join(valid)} (see `pfnforge priors show {name}`)")
-        node = node[part]
-    return ConfigError(f"prior {name!r}: {message.splitlines()[-1]}")
+    missing = _missing_key(_compose([f"+prior={name}"]).prior, parts)
+    if missing is None:
+        return ConfigError(f"prior {name!r}: {message.splitlines()[-1]}")
+    depth, hint, valid = missing
+    return ConfigError(f"prior {name!r} has no config key {'.'.join(parts[:depth + 1])!r}.{hint} "
+                       f"Valid keys there: {', '.join(valid)} (see `pfnforge priors show {name}`)")
